@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# The one entry point for people working on Substrate. See README.md.
+#
+#   ./dev.sh up                 prerequisites, release build, images, run the daemon on 127.0.0.1:8080
+#   ./dev.sh test               prerequisites, then the whole test suite (what CI runs)
+#   ./dev.sh build-images       build every enabled imagespec
+#   ./dev.sh systemd-reload     install/refresh the systemd unit, or make a running daemon reload defs/
+#   ./dev.sh bench              the benchmark suite; writes target/bench/report.json
+#   ./dev.sh crash-test [N]     kill -9 crash-consistency loop
+#   ./dev.sh fuzz TARGET [SECS] run one cargo-fuzz target
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+is_root() { [ "$(id -u)" = 0 ]; }
+
+# Runs a privileged command, or says exactly what the person must run.
+as_root() {
+  if is_root; then "$@"
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo "$@"
+  else die "this step needs root; run: sudo $*"
+  fi
+}
+
+APT_UPDATED=0
+apt_install() {
+  command -v apt-get >/dev/null 2>&1 || die "not a Debian/Ubuntu machine; install these packages yourself: $*"
+  if [ "$APT_UPDATED" = 0 ]; then
+    say "apt-get update"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    APT_UPDATED=1
+  fi
+  say "apt-get install $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_docker() {
+  if ! command -v dockerd >/dev/null 2>&1; then
+    say "Docker Engine is missing: installing docker.io"
+    apt_install docker.io
+  fi
+  if docker info >/dev/null 2>&1; then
+    say "Docker Engine is running"
+    return
+  fi
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    say "starting docker with systemctl"
+    as_root systemctl start docker
+  else
+    say "starting dockerd in the background (log: /var/log/dockerd.log)"
+    is_root || die "dockerd is not running; run: sudo sh -c 'setsid nohup dockerd >/var/log/dockerd.log 2>&1 &'"
+    setsid nohup dockerd >/var/log/dockerd.log 2>&1 < /dev/null &
+  fi
+  for _ in $(seq 1 150); do
+    docker info >/dev/null 2>&1 && { say "Docker Engine is ready"; return; }
+    sleep 0.2
+  done
+  die "dockerd did not become ready within 30 s; see /var/log/dockerd.log"
+}
+
+ensure_tools() {
+  local missing=()
+  command -v mkfs.xfs >/dev/null 2>&1 || missing+=(xfsprogs)
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing ${missing[*]}"
+    apt_install "${missing[@]}"
+  else
+    say "xfsprogs, node and npm are present"
+  fi
+}
+
+ensure_prereqs() {
+  command -v cargo >/dev/null 2>&1 || die "cargo is missing; install Rust from your distribution or rustup"
+  ensure_docker
+  ensure_tools
+}
+
+cmd_up() {
+  ensure_prereqs
+  say "building the release binary"
+  cargo build --release --bin substrate
+  local bin="$ROOT/target/release/substrate"
+  cat >&2 <<MSG
+==> Substrate on http://127.0.0.1:8080/
+    health:   curl -s http://127.0.0.1:8080/substrate/v1/health
+    admin:    token in .substrate/admin.token
+    inspect:  $bin inspect --data .substrate summary   (after stopping the daemon)
+MSG
+  exec "$bin" serve --listen 127.0.0.1:8080 --defs "$ROOT/defs" --data "$ROOT/.substrate"
+}
+
+cmd_test() {
+  ensure_prereqs
+  say "cargo test --workspace"
+  cargo test --workspace --no-fail-fast -- --test-threads=4
+}
+
+cmd_fuzz() {
+  local target="${1:?usage: ./dev.sh fuzz TARGET [SECONDS]}" secs="${2:-60}"
+  command -v cargo-fuzz >/dev/null 2>&1 || { say "installing cargo-fuzz"; cargo install cargo-fuzz; }
+  cd "$ROOT/fuzz"
+  cargo +nightly fuzz run "$target" -- -max_total_time="$secs"
+}
+
+case "${1:-}" in
+  up) shift; cmd_up "$@" ;;
+  test) shift; cmd_test "$@" ;;
+  fuzz) shift; cmd_fuzz "$@" ;;
+  prereqs) shift; ensure_prereqs ;;
+  build-images|systemd-reload|bench|crash-test)
+    die "'$1' is not implemented yet; see README.md (What is not done yet)" ;;
+  *)
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2 ;;
+esac

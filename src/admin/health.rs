@@ -1,0 +1,40 @@
+//! `GET /substrate/v1/health`: is the daemon able to do its job?
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::Json;
+use serde::Serialize;
+
+use super::AdminState;
+
+#[derive(Debug, Serialize)]
+pub struct Health {
+    /// `ok` when every dependency is, `degraded` otherwise.
+    pub status: &'static str,
+    /// `ok`, or `unavailable: <reason>`.
+    pub docker: String,
+    /// `ok`, or `error: <reason>`.
+    pub store: String,
+}
+
+pub async fn health(State(state): State<AdminState>) -> Json<Health> {
+    let docker = match (&state.docker, &state.docker_error) {
+        (Some(d), _) => match d.ping(Duration::from_secs(2)).await {
+            Ok(()) => "ok".to_owned(),
+            Err(e) => format!("unavailable: {e}"),
+        },
+        (None, Some(e)) => format!("unavailable: {e}"),
+        (None, None) => "unavailable: not configured".to_owned(),
+    };
+    let store = match state.store.schema_version() {
+        Ok(_) => "ok".to_owned(),
+        Err(e) => format!("error: {e}"),
+    };
+    let status = if docker == "ok" && store == "ok" {
+        "ok"
+    } else {
+        "degraded"
+    };
+    Json(Health { status, docker, store })
+}
