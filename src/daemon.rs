@@ -62,7 +62,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let token = data.admin_token()?;
 
-    let (docker, docker_error) = match DockerEngine::connect() {
+    let (docker, docker_error) = match DockerEngine::connect(&config.namespace) {
         Ok(d) => (Some(d.negotiate().await), None),
         Err(e) => {
             tracing::warn!(error = %e, "cannot reach the Docker Engine; will report it in health");

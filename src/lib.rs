@@ -27,3 +27,4 @@ pub mod inspect;
 pub mod lineage;
 pub mod runtime;
 pub mod store;
+pub mod viewspec;

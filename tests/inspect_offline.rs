@@ -94,8 +94,16 @@ fn every_command_prints_what_the_store_holds() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("schema version: 2"), "{text}");
-    assert!(text.lines().any(|l| l.starts_with("spaces") && l.trim_end().ends_with(" 2")), "{text}");
-    assert!(text.lines().any(|l| l.starts_with("checkpoints") && l.trim_end().ends_with(" 1")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("spaces") && l.trim_end().ends_with(" 2")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("checkpoints") && l.trim_end().ends_with(" 1")),
+        "{text}"
+    );
 
     let json: serde_json::Value = serde_json::from_slice(&inspect(d, &["summary", "--json"]).stdout).unwrap();
     assert_eq!(json["schema_version"], 2);
@@ -103,7 +111,10 @@ fn every_command_prints_what_the_store_holds() {
     assert!(json["data_dir_bytes"].as_u64().unwrap() >= 5);
 
     let text = stdout(&inspect(d, &["instances"]));
-    assert!(text.contains(&format!("notes;data={}", p.root)) && text.contains("172.18.0.2:8080"), "{text}");
+    assert!(
+        text.contains(&format!("notes;data={}", p.root)) && text.contains("172.18.0.2:8080"),
+        "{text}"
+    );
     let json: serde_json::Value = serde_json::from_slice(&inspect(d, &["instances", "--json"]).stdout).unwrap();
     assert_eq!(json[0]["record"]["state"], "ready");
 
@@ -144,14 +155,22 @@ fn verify_lists_each_problem_and_exits_1() {
     std::fs::create_dir_all(data.staging().join("half-copy")).unwrap();
     {
         let store = Store::open(&data.db(), &StoreOptions::default()).unwrap();
-        store.put_raw_for_test(Tree::Instances, "broken;x=1", b"\x01\xff\xff\xff").unwrap();
+        store
+            .put_raw_for_test(Tree::Instances, "broken;x=1", b"\x01\xff\xff\xff")
+            .unwrap();
     }
 
     let out = inspect(tmp.path(), &["verify"]);
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
-    assert!(text.contains(&format!("spaces/{}: record has no tree", p.fork)), "{text}");
-    assert!(text.contains(&format!("{}: directory without a record", stray)), "{text}");
+    assert!(
+        text.contains(&format!("spaces/{}: record has no tree", p.fork)),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{}: directory without a record", stray)),
+        "{text}"
+    );
     assert!(text.contains("half-copy: leftover in staging/"), "{text}");
     assert!(text.contains("instances/broken;x=1: corrupt record"), "{text}");
     assert!(text.contains("4 problem(s)"), "{text}");
@@ -160,7 +179,12 @@ fn verify_lists_each_problem_and_exits_1() {
     let out = inspect(tmp.path(), &["dump"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let dump: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let broken = &dump["instances"].as_array().unwrap().iter().find(|e| e["key"] == "broken;x=1").unwrap();
+    let broken = &dump["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["key"] == "broken;x=1")
+        .unwrap();
     assert!(broken["error"].as_str().unwrap().contains("undecodable"), "{broken}");
 }
 

@@ -21,7 +21,10 @@ async fn health_reports_docker_ok_and_sigterm_stops_cleanly() {
     assert_eq!(body["store"], "ok", "health: {body}");
     assert_eq!(body["status"], "ok", "health: {body}");
 
-    let mode = std::fs::metadata(data.join("admin.token")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(data.join("admin.token"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600, "admin.token mode {mode:o}");
     assert_eq!(daemon.token().len(), 64);
 

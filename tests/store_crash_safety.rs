@@ -74,7 +74,9 @@ fn acknowledged_writes_survive_sigkill() {
             }
         });
         // Wait for the first acknowledgement, then kill at a random moment.
-        let first = rx.recv_timeout(Duration::from_secs(30)).expect("child never acknowledged a write");
+        let first = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("child never acknowledged a write");
         acknowledged.push(first.parse().unwrap());
         std::thread::sleep(Duration::from_millis(rng.gen_range(0..150)));
         unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
@@ -86,8 +88,14 @@ fn acknowledged_writes_survive_sigkill() {
         let store = Store::open(&data.db(), &StoreOptions::default()).unwrap();
         data.recover(&store).unwrap();
         for id in &acknowledged {
-            assert!(store.space(id).unwrap().is_some(), "round {round}: acknowledged space {id} lost");
-            assert!(data.space_tree(id).join("file").is_file(), "round {round}: tree of {id} lost");
+            assert!(
+                store.space(id).unwrap().is_some(),
+                "round {round}: acknowledged space {id} lost"
+            );
+            assert!(
+                data.space_tree(id).join("file").is_file(),
+                "round {round}: tree of {id} lost"
+            );
             assert_eq!(store.uses_of(id).unwrap().len(), 1, "round {round}: alias of {id} lost");
         }
         let problems = substrate::inspect::verify(&data, &store).unwrap();

@@ -1,12 +1,11 @@
 //! `GET /substrate/v1/health`: is the daemon able to do its job?
 
-use std::time::Duration;
-
 use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
 
 use super::AdminState;
+use crate::runtime::Engine;
 
 #[derive(Debug, Serialize)]
 pub struct Health {
@@ -20,9 +19,12 @@ pub struct Health {
 
 pub async fn health(State(state): State<AdminState>) -> Json<Health> {
     let docker = match (&state.docker, &state.docker_error) {
-        (Some(d), _) => match d.ping(Duration::from_secs(2)).await {
+        (Some(d), _) => match d.ping().await {
             Ok(()) => "ok".to_owned(),
-            Err(e) => format!("unavailable: {e}"),
+            Err(e) => format!(
+                "unavailable: {}",
+                e.to_string().trim_start_matches("the Docker Engine is unavailable: ")
+            ),
         },
         (None, Some(e)) => format!("unavailable: {e}"),
         (None, None) => "unavailable: not configured".to_owned(),

@@ -1,26 +1,64 @@
-//! Docker Engine through bollard: connecting (local socket or `DOCKER_HOST`),
-//! API version negotiation, and liveness.
+//! Docker Engine through bollard: connection and API version negotiation,
+//! the namespace's bridge network, containers, events and image builds.
 
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::time::Duration;
 
-/// A handle on the Docker Engine. Cheap to clone.
+use bollard::errors::Error as BollardError;
+use bollard::models::{ContainerCreateBody, ContainerInspectResponse, HostConfig, NetworkCreateRequest};
+use bollard::query_parameters::{
+    CreateContainerOptions, EventsOptions, ListContainersOptions, LogsOptions, RemoveContainerOptions,
+    StopContainerOptions,
+};
+use futures_util::StreamExt;
+use tokio::sync::OnceCell;
+
+use super::{ContainerEvent, ContainerInfo, ContainerSpec, Engine, RuntimeError, LABEL_NAMESPACE};
+
+/// A handle on the Docker Engine for one namespace. Cheap to clone.
 #[derive(Clone)]
 pub struct DockerEngine {
     client: bollard::Docker,
+    namespace: String,
+    network: String,
+    network_ready: std::sync::Arc<OnceCell<()>>,
+}
+
+/// Maps bollard's errors to ours: transport failures mean the engine is
+/// unavailable; answers carry Docker's own message.
+fn map_err(e: BollardError) -> RuntimeError {
+    match e {
+        BollardError::DockerResponseServerError { status_code, message } => {
+            if status_code == 404 && message.contains("No such image") {
+                RuntimeError::ImageMissing(message.trim_start_matches("No such image: ").to_owned())
+            } else if status_code == 404 {
+                RuntimeError::NoSuchContainer(message)
+            } else {
+                RuntimeError::Docker(message)
+            }
+        }
+        other => RuntimeError::Unavailable(other.to_string()),
+    }
 }
 
 impl DockerEngine {
-    /// Connects lazily: no request is made until the engine is used, so a
-    /// daemon can start while Docker is down and recover when it comes back.
-    pub fn connect() -> Result<Self, String> {
+    /// Connects lazily (`DOCKER_HOST` or the local socket): no request is made
+    /// until the engine is used, so a daemon can start while Docker is down.
+    pub fn connect(namespace: &str) -> Result<Self, String> {
         let client = bollard::Docker::connect_with_defaults().map_err(|e| e.to_string())?;
-        Ok(Self { client })
+        Ok(Self {
+            client,
+            namespace: namespace.to_owned(),
+            network: format!("substrate-{namespace}"),
+            network_ready: Default::default(),
+        })
     }
 
     /// Settles on an API version both sides speak (Engine 20.10 speaks 1.41).
     pub async fn negotiate(self) -> Self {
         match self.client.clone().negotiate_version().await {
-            Ok(client) => Self { client },
+            Ok(client) => Self { client, ..self },
             Err(e) => {
                 tracing::warn!(error = %e, "docker API version negotiation failed; keeping the default");
                 self
@@ -28,16 +66,269 @@ impl DockerEngine {
         }
     }
 
-    /// `Ok` when the engine answers a ping within `timeout`.
-    pub async fn ping(&self, timeout: Duration) -> Result<(), String> {
-        match tokio::time::timeout(timeout, self.client.ping()).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+    pub fn client(&self) -> &bollard::Docker {
+        &self.client
+    }
+
+    /// The bridge network of the namespace.
+    pub fn network(&self) -> &str {
+        &self.network
+    }
+
+    /// Creates the namespace's bridge network when missing.
+    async fn ensure_network(&self) -> Result<(), RuntimeError> {
+        self.network_ready
+            .get_or_try_init(|| async {
+                match self.client.inspect_network(&self.network, None).await {
+                    Ok(_) => return Ok(()),
+                    Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {}
+                    Err(e) => return Err(map_err(e)),
+                }
+                let request = NetworkCreateRequest {
+                    name: self.network.clone(),
+                    driver: Some("bridge".into()),
+                    labels: Some(HashMap::from([(LABEL_NAMESPACE.to_owned(), self.namespace.clone())])),
+                    ..Default::default()
+                };
+                match self.client.create_network(request).await {
+                    Ok(_) => {
+                        tracing::info!(network = %self.network, "created network");
+                        Ok(())
+                    }
+                    // Created concurrently by another daemon of the namespace.
+                    Err(BollardError::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+                    Err(e) => Err(map_err(e)),
+                }
+            })
+            .await
+            .map(|_| ())
+    }
+
+    fn info_from(&self, c: ContainerInspectResponse) -> ContainerInfo {
+        let state = c.state.unwrap_or_default();
+        let address = c
+            .network_settings
+            .and_then(|n| n.networks)
+            .and_then(|mut n| n.remove(&self.network))
+            .and_then(|e| e.ip_address)
+            .and_then(|ip| ip.parse::<IpAddr>().ok());
+        ContainerInfo {
+            id: c.id.unwrap_or_default(),
+            name: c.name.unwrap_or_default().trim_start_matches('/').to_owned(),
+            running: state.running.unwrap_or(false),
+            address,
+            labels: c
+                .config
+                .and_then(|c| c.labels)
+                .map(|l| l.into_iter().collect())
+                .unwrap_or_default(),
+            exit_code: state.exit_code,
         }
     }
 
-    pub fn client(&self) -> &bollard::Docker {
-        &self.client
+    /// Removes the namespace's network (tests clean up with it).
+    pub async fn remove_network(&self) -> Result<(), RuntimeError> {
+        match self.client.remove_network(&self.network).await {
+            Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    fn namespace_filter(&self) -> HashMap<String, Vec<String>> {
+        HashMap::from([(
+            "label".to_owned(),
+            vec![format!("{LABEL_NAMESPACE}={}", self.namespace)],
+        )])
+    }
+}
+
+#[async_trait::async_trait]
+impl Engine for DockerEngine {
+    fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    async fn ping(&self) -> Result<(), RuntimeError> {
+        match tokio::time::timeout(Duration::from_secs(2), self.client.ping()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(RuntimeError::Unavailable(e.to_string())),
+            Err(_) => Err(RuntimeError::Unavailable("no answer within 2 s".into())),
+        }
+    }
+
+    async fn image_exists(&self, image: &str) -> Result<bool, RuntimeError> {
+        match self.client.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(false),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    async fn start(&self, spec: &ContainerSpec) -> Result<ContainerInfo, RuntimeError> {
+        self.ensure_network().await?;
+        let mut labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
+        labels.insert(LABEL_NAMESPACE.to_owned(), self.namespace.clone());
+        let binds: Vec<String> = spec
+            .binds
+            .iter()
+            .map(|b| {
+                format!(
+                    "{}:{}:{}",
+                    b.source.display(),
+                    b.destination,
+                    if b.read_only { "ro" } else { "rw" }
+                )
+            })
+            .collect();
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            cmd: (!spec.command.is_empty()).then(|| spec.command.clone()),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            labels: Some(labels),
+            host_config: Some(HostConfig {
+                init: Some(spec.init),
+                binds: (!binds.is_empty()).then_some(binds),
+                memory: spec.memory_bytes,
+                nano_cpus: spec.nano_cpus,
+                network_mode: Some(self.network.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptions {
+            name: Some(spec.name.clone()),
+            ..Default::default()
+        };
+        let created = self
+            .client
+            .create_container(Some(options), body)
+            .await
+            .map_err(map_err)?;
+        if let Err(e) = self.client.start_container(&created.id, None).await {
+            let _ = self.remove(&created.id).await;
+            return Err(map_err(e));
+        }
+        let inspected = self
+            .client
+            .inspect_container(&created.id, None)
+            .await
+            .map_err(map_err)?;
+        Ok(self.info_from(inspected))
+    }
+
+    async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>, RuntimeError> {
+        match self.client.inspect_container(id, None).await {
+            Ok(c) => Ok(Some(self.info_from(c))),
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    async fn logs_tail(&self, id: &str, lines: usize) -> Result<String, RuntimeError> {
+        let options = LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: lines.to_string(),
+            ..Default::default()
+        };
+        let mut stream = self.client.logs(id, Some(options));
+        let mut out = String::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(c) => out.push_str(&String::from_utf8_lossy(&c.into_bytes())),
+                Err(e) => return Err(map_err(e)),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
+        // With an init process SIGTERM reaches the service at once; give it a
+        // moment to flush before the kill.
+        let stop = StopContainerOptions {
+            t: Some(3),
+            ..Default::default()
+        };
+        match self.client.stop_container(id, Some(stop)).await {
+            Ok(()) => {}
+            Err(BollardError::DockerResponseServerError {
+                status_code: 304 | 404, ..
+            }) => {}
+            Err(e) => tracing::debug!(container = id, error = %e, "stop failed; removing by force"),
+        }
+        let rm = RemoveContainerOptions {
+            force: true,
+            ..Default::default()
+        };
+        match self.client.remove_container(id, Some(rm)).await {
+            Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            // Removal already in progress.
+            Err(BollardError::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<ContainerInfo>, RuntimeError> {
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(self.namespace_filter()),
+            ..Default::default()
+        };
+        let summaries = self.client.list_containers(Some(options)).await.map_err(map_err)?;
+        Ok(summaries
+            .into_iter()
+            .map(|s| {
+                let address = s
+                    .network_settings
+                    .and_then(|n| n.networks)
+                    .and_then(|mut n| n.remove(&self.network))
+                    .and_then(|e| e.ip_address)
+                    .and_then(|ip| ip.parse().ok());
+                ContainerInfo {
+                    id: s.id.unwrap_or_default(),
+                    name: s
+                        .names
+                        .and_then(|n| n.into_iter().next())
+                        .unwrap_or_default()
+                        .trim_start_matches('/')
+                        .to_owned(),
+                    running: s.state.map(|st| st.to_string() == "running").unwrap_or(false),
+                    address,
+                    labels: s
+                        .labels
+                        .map(|l| l.into_iter().collect::<BTreeMap<_, _>>())
+                        .unwrap_or_default(),
+                    exit_code: None,
+                }
+            })
+            .collect())
+    }
+
+    async fn pause(&self, id: &str) -> Result<(), RuntimeError> {
+        self.client.pause_container(id).await.map_err(map_err)
+    }
+
+    async fn unpause(&self, id: &str) -> Result<(), RuntimeError> {
+        self.client.unpause_container(id).await.map_err(map_err)
+    }
+
+    async fn events(&self) -> Result<futures_util::stream::BoxStream<'static, ContainerEvent>, RuntimeError> {
+        let mut filters = self.namespace_filter();
+        filters.insert("type".into(), vec!["container".into()]);
+        filters.insert("event".into(), vec!["die".into(), "destroy".into()]);
+        let options = EventsOptions {
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let client = self.client.clone();
+        let stream = client
+            .events(Some(options))
+            .take_while(|e| futures_util::future::ready(e.is_ok()))
+            .filter_map(|e| async move {
+                let id = e.ok()?.actor?.id?;
+                Some(ContainerEvent::Gone { id })
+            })
+            .boxed();
+        Ok(stream)
     }
 }
