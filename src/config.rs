@@ -3,8 +3,10 @@
 //! then [`Config`], where the optional TOML file and defaults fill what is
 //! still unset.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -29,9 +31,21 @@ pub struct ServeArgs {
     /// sled page cache in MiB [default: 8]
     #[arg(long, env = "SUBSTRATE_STORE_CACHE_MIB")]
     pub store_cache_mib: Option<u64>,
+    /// Idle timeout of instances whose definition sets none, e.g. 15m; 0 never reaps [default: 15m]
+    #[arg(long, env = "SUBSTRATE_IDLE_TIMEOUT")]
+    pub idle_timeout: Option<String>,
+    /// Build context for imagespecs [default: the parent of the defs directory]
+    #[arg(long, env = "SUBSTRATE_BUILD_CONTEXT")]
+    pub build_context: Option<PathBuf>,
+    /// Request bodies up to this many MiB are buffered for one replay [default: 16]
+    #[arg(long, env = "SUBSTRATE_BODY_BUFFER_MIB")]
+    pub body_buffer_mib: Option<usize>,
+    /// Override a `#var` of the definitions: NAME=VALUE (repeatable)
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
 }
 
-/// The TOML file: the same keys as the flags, in snake case.
+/// The TOML file: the same keys as the flags, in snake case, plus `[vars]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
@@ -40,6 +54,11 @@ struct FileConfig {
     data: Option<PathBuf>,
     namespace: Option<String>,
     store_cache_mib: Option<u64>,
+    idle_timeout: Option<String>,
+    build_context: Option<PathBuf>,
+    body_buffer_mib: Option<usize>,
+    #[serde(default)]
+    vars: BTreeMap<String, String>,
 }
 
 /// Validated settings.
@@ -50,6 +69,11 @@ pub struct Config {
     pub data: PathBuf,
     pub namespace: String,
     pub store_cache_bytes: u64,
+    /// Zero: never reap.
+    pub idle_timeout: Duration,
+    pub build_context: PathBuf,
+    pub body_buffer_bytes: usize,
+    pub vars: BTreeMap<String, String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +86,19 @@ pub enum ConfigError {
     Listen(String),
     #[error("invalid namespace {0:?}: use 1-32 characters of a-z, 0-9 and '-', starting with a letter or digit")]
     Namespace(String),
+    #[error("invalid idle timeout {0:?}: expected a duration such as 90s, 15m or 0")]
+    IdleTimeout(String),
+    #[error("invalid --var {0:?}: expected NAME=VALUE")]
+    Var(String),
+}
+
+/// `"15m"`, `"90s"`, `"1h30m"`, `"0"` → a duration.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if s == "0" {
+        return Some(Duration::ZERO);
+    }
+    humantime::parse_duration(s).ok()
 }
 
 impl Config {
@@ -83,12 +120,34 @@ impl Config {
         if !valid_namespace(&namespace) {
             return Err(ConfigError::Namespace(namespace));
         }
+        let idle = args
+            .idle_timeout
+            .clone()
+            .or(file.idle_timeout)
+            .unwrap_or_else(|| "15m".into());
+        let idle_timeout = parse_duration(&idle).ok_or(ConfigError::IdleTimeout(idle))?;
+        let defs = args.defs.clone().or(file.defs).unwrap_or_else(|| "defs".into());
+        let build_context = args.build_context.clone().or(file.build_context).unwrap_or_else(|| {
+            std::fs::canonicalize(&defs)
+                .ok()
+                .and_then(|d| d.parent().map(Path::to_path_buf))
+                .unwrap_or_else(|| ".".into())
+        });
+        let mut vars = file.vars;
+        for v in &args.vars {
+            let (k, val) = v.split_once('=').ok_or_else(|| ConfigError::Var(v.clone()))?;
+            vars.insert(k.to_owned(), val.to_owned());
+        }
         Ok(Config {
             listen: listen.parse().map_err(|_| ConfigError::Listen(listen.clone()))?,
-            defs: args.defs.clone().or(file.defs).unwrap_or_else(|| "defs".into()),
+            defs,
             data: args.data.clone().or(file.data).unwrap_or_else(|| ".substrate".into()),
             namespace,
             store_cache_bytes: args.store_cache_mib.or(file.store_cache_mib).unwrap_or(8) * 1024 * 1024,
+            idle_timeout,
+            build_context,
+            body_buffer_bytes: args.body_buffer_mib.or(file.body_buffer_mib).unwrap_or(16) << 20,
+            vars,
         })
     }
 }
@@ -120,10 +179,15 @@ mod tests {
     fn flags_beat_file_beats_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("s.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:9999\"\nnamespace = \"fromfile\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9999\"\nnamespace = \"fromfile\"\n[vars]\nimage_prefix = \"file-\"\n",
+        )
+        .unwrap();
         let args = ServeArgs {
             config: Some(file),
             namespace: Some("fromflag".into()),
+            vars: vec!["other=x".into()],
             ..Default::default()
         };
         let c = Config::resolve(&args).unwrap();
@@ -131,6 +195,9 @@ mod tests {
         assert_eq!(c.namespace, "fromflag");
         assert_eq!(c.data, PathBuf::from(".substrate"));
         assert_eq!(c.store_cache_bytes, 8 << 20);
+        assert_eq!(c.idle_timeout, Duration::from_secs(15 * 60));
+        assert_eq!(c.vars.get("image_prefix").map(String::as_str), Some("file-"));
+        assert_eq!(c.vars.get("other").map(String::as_str), Some("x"));
     }
 
     #[test]
@@ -145,6 +212,11 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(Config::resolve(&args), Err(ConfigError::Namespace(_))));
+        let args = ServeArgs {
+            idle_timeout: Some("soon".into()),
+            ..Default::default()
+        };
+        assert!(matches!(Config::resolve(&args), Err(ConfigError::IdleTimeout(_))));
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("s.toml");
         std::fs::write(&file, "lisen = 1\n").unwrap();

@@ -1,33 +1,49 @@
-//! `substrate serve`: opens the data directory, binds the listener, serves
-//! HTTP/1.1 and HTTP/2, and shuts down cleanly on SIGTERM or SIGINT.
+//! `substrate serve`: opens the data directory, loads the definitions,
+//! reconciles with Docker, serves HTTP/1.1 and HTTP/2, and shuts down cleanly
+//! on SIGTERM or SIGINT.
 //!
 //! Requests under `/substrate/` go to the admin API; everything else is the
-//! front door. Shutdown stops accepting, lets open connections finish (for a
-//! bounded time), and flushes the store. Containers are never stopped here:
-//! they outlive the daemon and are re-attached at the next start.
+//! front door. Background tasks (idle reaper, Docker event follower, defs
+//! watcher, reload follower, SIGHUP) are owned here and stopped through one
+//! watch channel. Shutdown stops accepting, lets open connections finish
+//! (for a bounded time), and flushes the store. Containers are never stopped
+//! here: they outlive the daemon and are re-attached at the next start.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::body::Body;
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tower::ServiceExt;
 
 use crate::admin::{self, AdminState};
+use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::datadir::DataDir;
+use crate::proxy::activator::{Activator, ActivatorSettings};
+use crate::proxy::{params, reaper, FrontDoor, FrontDoorSettings};
 use crate::runtime::DockerEngine;
+use crate::space::Spaces;
 use crate::store::{Store, StoreError, StoreOptions};
 
 /// How long open connections get to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// A client must send its request headers within this time.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request head accepted (HTTP/1); larger gets 431.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// How often idle instances are looked for.
+const REAP_TICK: Duration = Duration::from_millis(250);
+/// Edits arriving this close together make one reload.
+const RELOAD_DEBOUNCE: Duration = Duration::from_millis(200);
 
 /// Opens the store of a data directory for a daemon, explaining a held lock.
 pub fn open_store(data: &DataDir, namespace: &str, cache_bytes: u64) -> anyhow::Result<Store> {
@@ -52,7 +68,22 @@ pub fn in_use_message(data: &DataDir) -> String {
     )
 }
 
+/// Everything a request can reach.
+#[derive(Clone)]
+struct Router {
+    admin: axum::Router,
+    front: Arc<FrontDoor>,
+}
+
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    let catalog = Catalog::load(&config.defs, config.vars.clone()).map_err(|errors| {
+        let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        anyhow::anyhow!(
+            "cannot load the definitions in {}:\n{}",
+            config.defs.display(),
+            text.join("\n")
+        )
+    })?;
     let data = DataDir::new(&config.data);
     let store = open_store(&data, &config.namespace, config.store_cache_bytes)?;
     data.write_pid()?;
@@ -61,39 +92,93 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::info!(count = removed.len(), "removed leftovers of interrupted copies");
     }
     let token = data.admin_token()?;
+    let engine = DockerEngine::connect(&config.namespace)
+        .map_err(|e| anyhow::anyhow!("cannot set up the Docker client: {e}"))?
+        .negotiate()
+        .await;
 
-    let (docker, docker_error) = match DockerEngine::connect(&config.namespace) {
-        Ok(d) => (Some(d.negotiate().await), None),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot reach the Docker Engine; will report it in health");
-            (None, Some(e))
-        }
-    };
-
+    let spaces = Spaces::new(data.clone(), store.clone());
+    let activator = Activator::new(
+        engine.clone(),
+        store.clone(),
+        catalog.clone(),
+        ActivatorSettings {
+            default_idle_timeout: config.idle_timeout,
+            build_context: config.build_context.clone(),
+        },
+    );
+    match activator.reconcile().await {
+        Ok(r) => tracing::info!(
+            reattached = r.reattached.len(),
+            dropped = r.dropped.len(),
+            removed = r.removed.len(),
+            "reconciled with Docker"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not reconcile with Docker; records kept for the next start"),
+    }
+    let front = Arc::new(FrontDoor::new(
+        activator.clone(),
+        catalog.clone(),
+        params::Planner::new(spaces.clone()),
+        FrontDoorSettings {
+            body_buffer_limit: config.body_buffer_bytes,
+            ..FrontDoorSettings::default()
+        },
+    ));
     let admin = admin::router(AdminState {
         store: store.clone(),
-        docker,
-        docker_error,
+        engine,
+        catalog: catalog.clone(),
+        front: front.clone(),
+        spaces,
         token: Arc::from(token),
     });
+
+    let (stop_tx, stop) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    tasks.spawn(reaper::run(activator.clone(), REAP_TICK, stop.clone()));
+    tasks.spawn(reaper::follow_events(activator.clone(), stop.clone()));
+    tasks.spawn(catalog.clone().watch(RELOAD_DEBOUNCE, stop.clone()));
+    tasks.spawn(restart_changed_on_reload(
+        catalog.clone(),
+        activator.clone(),
+        stop.clone(),
+    ));
+    tasks.spawn(reload_on_sighup(catalog.clone(), stop.clone()));
 
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(listen = %listener.local_addr()?, data = %data.root().display(), namespace = %config.namespace, "serving");
+    serve(listener, Router { admin, front }).await;
 
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    tokio::task::spawn_blocking(move || {
+        let flushed = store.flush();
+        drop(store);
+        flushed
+    })
+    .await??;
+    data.remove_pid();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Accepts connections until a shutdown signal, then drains them.
+async fn serve(listener: TcpListener, router: Router) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BYTES);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
-
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
                         // Out of file descriptors and the like: back off briefly.
@@ -103,10 +188,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let admin = admin.clone();
+                let router = router.clone();
                 let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let admin = admin.clone();
-                    async move { Ok::<_, Infallible>(dispatch(admin, req.map(Body::new)).await) }
+                    let router = router.clone();
+                    async move { Ok::<_, Infallible>(dispatch(router, req.map(Body::new), peer).await) }
                 });
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn.into_owned());
@@ -119,37 +204,57 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             _ = &mut shutdown => break,
         }
     }
-
     tracing::info!("shutting down: draining connections");
     drop(listener);
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
         tracing::warn!("connections still open after {:?}; closing them", DRAIN_TIMEOUT);
     }
-    drop(admin);
-    tokio::task::spawn_blocking(move || {
-        let flushed = store.flush();
-        drop(store);
-        flushed
-    })
-    .await??;
-    data.remove_pid();
-    tracing::info!("stopped");
-    Ok(())
 }
 
-async fn dispatch(admin: axum::Router, req: Request<Body>) -> Response<Body> {
+async fn dispatch(router: Router, req: Request<Body>, peer: SocketAddr) -> Response<Body> {
     if req.uri().path().starts_with("/substrate/") {
-        return match admin.oneshot(req).await {
+        return match router.admin.oneshot(req).await {
             Ok(r) => r,
             Err(never) => match never {},
         };
     }
-    let mut resp = Response::new(Body::from(format!(
-        "no service answers {}: the front door is not wired yet\n",
-        req.uri().path()
-    )));
-    *resp.status_mut() = StatusCode::NOT_FOUND;
-    resp
+    router.front.handle(req, peer).await
+}
+
+/// After each successful reload, stops instances whose definition changed.
+async fn restart_changed_on_reload(catalog: Catalog, activator: Arc<Activator>, mut stop: watch::Receiver<bool>) {
+    let mut generation = catalog.subscribe();
+    loop {
+        tokio::select! {
+            changed = generation.changed() => {
+                if changed.is_err() { return; }
+                let n = activator.stop_changed().await;
+                if n > 0 {
+                    tracing::info!(stopped = n, "stopped instances whose definition changed");
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// SIGHUP reloads the definitions.
+async fn reload_on_sighup(catalog: Catalog, mut stop: watch::Receiver<bool>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading definitions");
+                let c = catalog.clone();
+                let _ = tokio::task::spawn_blocking(move || c.reload()).await;
+            }
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -19,12 +19,17 @@
 //! `main.rs` only wires the command line to these.
 
 pub mod admin;
+pub mod catalog;
 pub mod config;
 pub mod daemon;
 pub mod datadir;
+pub mod defs;
 pub mod ids;
+pub mod images;
 pub mod inspect;
 pub mod lineage;
+pub mod proxy;
 pub mod runtime;
+pub mod space;
 pub mod store;
 pub mod viewspec;

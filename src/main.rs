@@ -47,12 +47,128 @@ enum Command {
         #[command(subcommand)]
         command: InspectCommand,
     },
+    /// Service definitions: check, export, evaluate CUE
+    Defs {
+        #[command(subcommand)]
+        command: DefsCommand,
+    },
+    /// Container images
+    Images {
+        #[command(subcommand)]
+        command: ImagesCommand,
+    },
     /// Run pending store migrations
     Migrate {
         /// Data directory
         #[arg(long, env = "SUBSTRATE_DATA", default_value = ".substrate")]
         data: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum DefsCommand {
+    /// Load and validate the definitions; errors as file:line:col: message
+    Check {
+        #[arg(long, env = "SUBSTRATE_DEFS", default_value = "defs")]
+        defs: PathBuf,
+    },
+    /// The evaluated definitions as JSON
+    Export {
+        #[arg(long, env = "SUBSTRATE_DEFS", default_value = "defs")]
+        defs: PathBuf,
+        /// Only this service
+        service: Option<String>,
+    },
+    /// Raw evaluation of CUE files (the subset) as JSON, like `cue export --out json`
+    Eval {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImagesCommand {
+    /// Build enabled imagespecs through the Docker API (all, or those named)
+    Build {
+        #[arg(long, env = "SUBSTRATE_DEFS", default_value = "defs")]
+        defs: PathBuf,
+        /// Build context [default: the parent of the defs directory]
+        #[arg(long)]
+        context: Option<PathBuf>,
+        names: Vec<String>,
+    },
+}
+
+fn print_cue_errors(errors: &[substrate::defs::CueError]) -> ExitCode {
+    for e in errors {
+        eprintln!("{e}");
+    }
+    ExitCode::from(1)
+}
+
+fn defs_command(command: DefsCommand) -> ExitCode {
+    use substrate::defs;
+    let no_vars = std::collections::BTreeMap::new();
+    match command {
+        DefsCommand::Check { defs: dir } => match defs::load_dir(&dir, &no_vars) {
+            Ok(d) => {
+                let enabled = d.services.values().filter(|s| s.enabled).count();
+                println!(
+                    "{}: ok ({} services, {enabled} enabled, {} imagespecs)",
+                    dir.display(),
+                    d.services.len(),
+                    d.imagespecs.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => print_cue_errors(&e),
+        },
+        DefsCommand::Export { defs: dir, service } => match defs::load_dir(&dir, &no_vars) {
+            Ok(d) => {
+                if let Some(s) = service.as_deref().filter(|s| !d.services.contains_key(*s)) {
+                    eprintln!("error: no service named {s:?} is defined in {}", dir.display());
+                    return ExitCode::from(1);
+                }
+                print!("{}", defs::to_json_string(&d.export_json(service.as_deref())));
+                ExitCode::SUCCESS
+            }
+            Err(e) => print_cue_errors(&e),
+        },
+        DefsCommand::Eval { paths } => match defs::eval_paths(&paths) {
+            Ok(v) => {
+                print!("{}", defs::to_json_string(&v));
+                ExitCode::SUCCESS
+            }
+            Err(e) => print_cue_errors(&e),
+        },
+    }
+}
+
+fn images_command(command: ImagesCommand) -> ExitCode {
+    let ImagesCommand::Build {
+        defs: dir,
+        context,
+        names,
+    } = command;
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(substrate::images::build_enabled(&dir, context.as_deref(), &names)) {
+        Ok(built) => {
+            for image in built {
+                println!("built {image}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn init_tracing(format: LogFormat) {
@@ -87,6 +203,8 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Defs { command } => defs_command(command),
+        Command::Images { command } => images_command(command),
         Command::Migrate { data } => {
             let data = DataDir::new(data);
             match substrate::daemon::open_store(&data, "default", 8 << 20).and_then(|s| Ok(s.schema_version()?)) {

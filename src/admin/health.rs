@@ -15,28 +15,36 @@ pub struct Health {
     pub docker: String,
     /// `ok`, or `error: <reason>`.
     pub store: String,
+    /// `ok`, or the errors of the last reload (the last good definitions
+    /// are still in force).
+    pub defs: String,
 }
 
 pub async fn health(State(state): State<AdminState>) -> Json<Health> {
-    let docker = match (&state.docker, &state.docker_error) {
-        (Some(d), _) => match d.ping().await {
-            Ok(()) => "ok".to_owned(),
-            Err(e) => format!(
-                "unavailable: {}",
-                e.to_string().trim_start_matches("the Docker Engine is unavailable: ")
-            ),
-        },
-        (None, Some(e)) => format!("unavailable: {e}"),
-        (None, None) => "unavailable: not configured".to_owned(),
+    let docker = match state.engine.ping().await {
+        Ok(()) => "ok".to_owned(),
+        Err(e) => format!(
+            "unavailable: {}",
+            e.to_string().trim_start_matches("the Docker Engine is unavailable: ")
+        ),
     };
     let store = match state.store.schema_version() {
         Ok(_) => "ok".to_owned(),
         Err(e) => format!("error: {e}"),
     };
-    let status = if docker == "ok" && store == "ok" {
+    let defs = match state.catalog.last_error() {
+        None => "ok".to_owned(),
+        Some(e) => format!("reload failed, serving the last good definitions: {e}"),
+    };
+    let status = if docker == "ok" && store == "ok" && defs == "ok" {
         "ok"
     } else {
         "degraded"
     };
-    Json(Health { status, docker, store })
+    Json(Health {
+        status,
+        docker,
+        store,
+        defs,
+    })
 }

@@ -6,26 +6,34 @@
 
 mod error;
 mod health;
+mod instances;
+mod openapi;
+mod services;
+mod spaces;
 
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 pub use error::ApiError;
 
+use crate::catalog::Catalog;
+use crate::proxy::FrontDoor;
 use crate::runtime::DockerEngine;
+use crate::space::Spaces;
 use crate::store::Store;
 
 /// What the admin handlers can reach.
 #[derive(Clone)]
 pub struct AdminState {
     pub store: Store,
-    pub docker: Option<DockerEngine>,
-    /// Why there is no Docker handle, when there is none.
-    pub docker_error: Option<String>,
+    pub engine: DockerEngine,
+    pub catalog: Catalog,
+    pub front: Arc<FrontDoor>,
+    pub spaces: Arc<Spaces>,
     pub token: Arc<str>,
 }
 
@@ -33,6 +41,26 @@ pub struct AdminState {
 pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/substrate/v1/health", get(health::health))
+        .route("/substrate/v1/openapi.json", get(openapi::document))
+        .route("/substrate/v1/reload", post(services::reload))
+        .route("/substrate/v1/services", get(services::list))
+        .route("/substrate/v1/services/{name}", get(services::one))
+        .route("/substrate/v1/instances", get(instances::list).post(instances::ensure))
+        .route(
+            "/substrate/v1/instances/{viewspec}",
+            get(instances::one).delete(instances::stop),
+        )
+        .route("/substrate/v1/spaces", get(spaces::list).post(spaces::create))
+        .route(
+            "/substrate/v1/spaces/{id}",
+            get(spaces::one).patch(spaces::rename).delete(spaces::delete),
+        )
+        .route(
+            "/substrate/v1/spaces/{id}/checkpoints",
+            get(spaces::checkpoints).post(spaces::checkpoint),
+        )
+        .route("/substrate/v1/spaces/{id}/lineage", get(spaces::lineage))
+        .route("/substrate/v1/checkpoints/{id}", get(spaces::one_checkpoint))
         .fallback(not_found)
         .with_state(state)
 }

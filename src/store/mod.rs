@@ -377,6 +377,24 @@ impl Store {
         Ok(existed)
     }
 
+    /// Marks a space deleted (a tombstone that keeps lineage whole) and drops
+    /// every alias bound to it, in one transaction.
+    pub fn mark_space_deleted(&self, record: &SpaceRecord) -> Result<(), StoreError> {
+        let id = &record.id;
+        let uses = self.uses_of(id)?;
+        let value = codec::encode(record)?;
+        let result = (&self.spaces, &self.aliases, &self.space_uses).transaction(|(spaces, aliases, space_uses)| {
+            spaces.insert(id.as_str().as_bytes(), value.as_slice())?;
+            for u in &uses {
+                aliases.remove(alias_key(&u.viewspec, &u.slot))?;
+                space_uses.remove(use_key(id, &u.viewspec, &u.slot))?;
+            }
+            Ok::<_, ConflictableTransactionError<StoreError>>(())
+        });
+        unwrap_tx(result)?;
+        self.flush()
+    }
+
     // ---- checkpoints ------------------------------------------------------
 
     pub fn put_checkpoint(&self, record: &CheckpointRecord) -> Result<(), StoreError> {

@@ -1,0 +1,126 @@
+//! Syntax tree of the CUE subset. Every node that can be the subject of an
+//! error carries its source position.
+
+use crate::defs::error::Pos;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct File {
+    pub name: String,
+    pub package: Option<(String, Pos)>,
+    /// The file's declarations as one struct literal (the package's root).
+    pub body: Expr,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Label {
+    /// Identifier, definition (`#x`) or quoted label, already decoded.
+    Name { name: String, quoted: bool },
+    /// `"\(expr)…"`: computed when the struct is evaluated (comprehensions).
+    Interp(Box<Expr>),
+    /// `[expr]` or `[alias=expr]`.
+    Pattern { alias: Option<String>, expr: Box<Expr> },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    pub label: Label,
+    pub label_pos: Pos,
+    pub optional: bool,
+    pub value: Expr,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Clause {
+    For {
+        key: Option<String>,
+        value: String,
+        source: Expr,
+        pos: Pos,
+    },
+    If {
+        cond: Expr,
+        pos: Pos,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decl {
+    Field(Field),
+    Let {
+        name: String,
+        value: Expr,
+        pos: Pos,
+    },
+    Comprehension {
+        clauses: Vec<Clause>,
+        body: Box<Expr>,
+    },
+    /// `...` inside a struct: the struct stays open even in a definition.
+    Ellipsis(Pos),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lit {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum InterpPart {
+    Lit(String),
+    Expr(Expr),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnOp {
+    Neg,
+    Plus,
+    Not,
+    Default,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Ne,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinOp {
+    Or,
+    And,
+    LOr,
+    LAnd,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExprKind {
+    Lit(Lit),
+    Interp(Vec<InterpPart>),
+    Ident(String),
+    Struct(Vec<Decl>),
+    List { elems: Vec<Expr>, tail: Option<Box<Expr>> },
+    Select(Box<Expr>, String),
+    Index(Box<Expr>, Box<Expr>),
+    Unary(UnOp, Box<Expr>),
+    Binary(BinOp, Box<Expr>, Box<Expr>),
+    Paren(Box<Expr>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub pos: Pos,
+}

@@ -1,0 +1,1409 @@
+//! The evaluator: parsed files → one evaluated value, with CUE's lazy,
+//! reference-aware unification.
+//!
+//! Terms. A *vertex* is a node of the result tree (the root, a field, a
+//! `let`, a list element). A *conjunct* is one expression contributing to a
+//! vertex, with the *environment* (lexical scope) it was written in. A
+//! vertex is first *shaped* — its struct conjuncts are expanded into child
+//! vertices (arcs), pattern constraints are applied to arcs, comprehensions
+//! run — and later *materialized* into a [`Value`] on demand.
+//!
+//! A reference to another vertex copies that vertex's conjuncts into the
+//! referring vertex (with their own environments), instead of copying its
+//! value. That gives CUE's semantics where `x: #D & {port: 1}` re-evaluates
+//! `#D`'s fields at `x`, so a field inside `#D` that refers to `port` sees 1,
+//! and a template field may refer to a sibling filled in later.
+//!
+//! Closedness: conjuncts coming from a definition carry an *origin*; a
+//! vertex allows a field only if every closed origin declares it, matches it
+//! with a pattern, or has `...`.
+
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+
+use crate::defs::ast::*;
+use crate::defs::error::{unsupported, CueError, Files, Pos};
+use crate::defs::value::*;
+
+pub type VId = usize;
+type EnvId = usize;
+
+/// Deepest evaluation recursion (references, nesting) before giving up with
+/// an error rather than exhausting the stack.
+const MAX_EVAL_DEPTH: usize = 1200;
+
+/// Longest string a computation may build (guards `a + a` doubling).
+const MAX_STRING: usize = 1 << 24;
+
+/// Origins of closed conjuncts written directly in a definition field are
+/// this base plus the field's vertex id; fresh origins count up from 0.
+const DEF_ORIGIN_BASE: u32 = 1 << 30;
+
+#[derive(Clone, Copy)]
+struct Conj<'a> {
+    expr: &'a Expr,
+    env: EnvId,
+    closed: Option<u32>,
+}
+
+#[derive(Clone)]
+enum Target {
+    Vertex(VId),
+    Value(Value),
+}
+
+enum EnvKind<'a> {
+    Package {
+        vertex: VId,
+        names: HashSet<&'a str>,
+    },
+    Struct {
+        vertex: VId,
+        decls: &'a [Decl],
+        lets: Vec<(&'a str, VId)>,
+    },
+    Bind {
+        name: &'a str,
+        target: Target,
+    },
+}
+
+struct Env<'a> {
+    parent: Option<EnvId>,
+    kind: EnvKind<'a>,
+}
+
+struct Pattern<'a> {
+    label: &'a Expr,
+    alias: Option<&'a str>,
+    value: &'a Expr,
+    env: EnvId,
+    closed: Option<u32>,
+    matcher: Option<Value>,
+}
+
+struct Group {
+    origin: u32,
+    labels: HashSet<String>,
+    patterns: Vec<usize>,
+    open: bool,
+}
+
+struct Comp<'a> {
+    clauses: &'a [Clause],
+    body: &'a Expr,
+    env: EnvId,
+    closed: Option<u32>,
+}
+
+#[derive(Default)]
+struct Vertex<'a> {
+    parent: Option<VId>,
+    label: String,
+    /// Part of the parent's arcs (false for lets and expression temporaries).
+    is_arc: bool,
+    required: bool,
+    is_def: bool,
+    pos: Option<Pos>,
+    conjs: Vec<Conj<'a>>,
+    done: usize,
+    extra: Vec<Conj<'a>>,
+    extra_done: usize,
+    arcs: Vec<VId>,
+    arc_index: HashMap<String, VId>,
+    patterns: Vec<Pattern<'a>>,
+    applied: usize,
+    comps: Vec<Comp<'a>>,
+    comps_done: usize,
+    shaping: bool,
+    dirty: bool,
+    is_struct: bool,
+    struct_pos: Option<Pos>,
+    acc: Option<(Value, Pos)>,
+    disjs: Vec<Conj<'a>>,
+    errors: Vec<CueError>,
+    expanded: HashSet<VId>,
+    groups: Vec<Group>,
+    /// Every leaf conjunct expanded here (references replaced by what they
+    /// refer to), except comprehension output: the input for re-evaluating
+    /// this vertex once per disjunction alternative.
+    flat: Vec<Conj<'a>>,
+    expanding_extra: bool,
+    /// Field order of each struct literal expanded here, for output order.
+    orders: Vec<Vec<VId>>,
+    value: Option<Value>,
+    evaluating: bool,
+}
+
+/// One evaluation of a set of files (one package).
+pub struct Evaluator<'a> {
+    files: &'a Files,
+    vs: Vec<Vertex<'a>>,
+    envs: Vec<Env<'a>>,
+    depth: usize,
+    next_origin: u32,
+    root_env: EnvId,
+}
+
+pub const ROOT: VId = 0;
+
+impl<'a> Evaluator<'a> {
+    /// Sets up the package made of `files`; nothing is evaluated yet.
+    pub fn new(parsed: &'a [File], files: &'a Files) -> Self {
+        let mut names = HashSet::new();
+        for f in parsed {
+            if let ExprKind::Struct(decls) = &f.body.kind {
+                for d in decls {
+                    if let Decl::Field(Field {
+                        label: Label::Name { name, quoted: false },
+                        ..
+                    }) = d
+                    {
+                        names.insert(name.as_str());
+                    }
+                }
+            }
+        }
+        let mut ev = Evaluator {
+            files,
+            vs: Vec::new(),
+            envs: Vec::new(),
+            depth: 0,
+            next_origin: 0,
+            root_env: 0,
+        };
+        ev.vs.push(Vertex {
+            is_arc: true,
+            ..Default::default()
+        });
+        ev.root_env = ev.new_env(None, EnvKind::Package { vertex: ROOT, names });
+        for f in parsed {
+            let env = ev.root_env;
+            ev.add_conj(
+                ROOT,
+                Conj {
+                    expr: &f.body,
+                    env,
+                    closed: None,
+                },
+            );
+        }
+        ev
+    }
+
+    fn new_env(&mut self, parent: Option<EnvId>, kind: EnvKind<'a>) -> EnvId {
+        self.envs.push(Env { parent, kind });
+        self.envs.len() - 1
+    }
+
+    fn new_vertex(&mut self, parent: VId, label: String, pos: Pos) -> VId {
+        self.vs.push(Vertex {
+            parent: Some(parent),
+            label,
+            pos: Some(pos),
+            ..Default::default()
+        });
+        self.vs.len() - 1
+    }
+
+    fn err(&self, pos: Pos, msg: impl Into<String>) -> CueError {
+        self.files.err(pos, msg)
+    }
+
+    fn incomplete(&self, pos: Pos, msg: impl Into<String>) -> Value {
+        Value::Bottom(Rc::new(self.files.incomplete(pos, msg)))
+    }
+
+    fn bottom(&self, pos: Pos, msg: impl Into<String>) -> Value {
+        Value::Bottom(Rc::new(self.err(pos, msg)))
+    }
+
+    fn add_conj(&mut self, v: VId, c: Conj<'a>) {
+        let vx = &mut self.vs[v];
+        if vx.pos.is_none() {
+            vx.pos = Some(c.expr.pos);
+        }
+        vx.conjs.push(c);
+        vx.dirty = true;
+        // a conjunct arriving after materialization (from a comprehension)
+        // makes the cached value stale
+        vx.value = None;
+    }
+
+    /// Dotted path of a vertex, for messages.
+    pub fn path(&self, v: VId) -> String {
+        let mut parts = Vec::new();
+        let mut cur = Some(v);
+        while let Some(c) = cur {
+            if !self.vs[c].label.is_empty() {
+                parts.push(self.vs[c].label.clone());
+            }
+            cur = self.vs[c].parent;
+        }
+        parts.reverse();
+        parts.join(".")
+    }
+
+    fn prefixed(&self, v: VId, msg: &str) -> String {
+        let p = self.path(v);
+        if p.is_empty() {
+            msg.to_string()
+        } else {
+            format!("{p}: {msg}")
+        }
+    }
+
+    fn enter(&mut self, pos: Pos) -> Result<(), CueError> {
+        self.depth += 1;
+        if self.depth > MAX_EVAL_DEPTH {
+            self.depth -= 1;
+            return Err(self.err(pos, "evaluation nested too deeply (structural cycle?)"));
+        }
+        Ok(())
+    }
+
+    fn leave(&mut self) {
+        self.depth -= 1;
+    }
+
+    // ---- shaping -------------------------------------------------------
+
+    /// Expands pending conjuncts, applies patterns and runs comprehensions
+    /// until nothing changes. Re-entrant calls (a comprehension reading its
+    /// own struct) see the arcs known so far.
+    fn shape(&mut self, v: VId) {
+        if let Some(p) = self.vs[v].parent {
+            if self.vs[p].dirty && !self.vs[p].shaping {
+                self.shape(p);
+            }
+        }
+        if self.vs[v].shaping || !self.vs[v].dirty {
+            return;
+        }
+        let pos = self.vs[v].pos.unwrap_or_default();
+        if let Err(e) = self.enter(pos) {
+            self.vs[v].errors.push(e);
+            self.vs[v].dirty = false;
+            return;
+        }
+        self.vs[v].shaping = true;
+        loop {
+            self.vs[v].dirty = false;
+            while self.vs[v].done < self.vs[v].conjs.len() {
+                let c = self.vs[v].conjs[self.vs[v].done];
+                self.vs[v].done += 1;
+                self.expand(v, c);
+            }
+            while self.vs[v].extra_done < self.vs[v].extra.len() {
+                let c = self.vs[v].extra[self.vs[v].extra_done];
+                self.vs[v].extra_done += 1;
+                self.vs[v].expanding_extra = true;
+                self.expand(v, c);
+                self.vs[v].expanding_extra = false;
+            }
+            self.apply_patterns(v);
+            if self.vs[v].comps_done < self.vs[v].comps.len() {
+                let i = self.vs[v].comps_done;
+                self.vs[v].comps_done += 1;
+                let (clauses, body, env, closed) = {
+                    let c = &self.vs[v].comps[i];
+                    (c.clauses, c.body, c.env, c.closed)
+                };
+                self.run_clauses(v, clauses, body, env, closed);
+                self.vs[v].dirty = true;
+                continue;
+            }
+            if !self.vs[v].dirty {
+                break;
+            }
+        }
+        self.vs[v].shaping = false;
+        self.leave();
+    }
+
+    fn expand(&mut self, v: VId, c: Conj<'a>) {
+        if let Err(e) = self.enter(c.expr.pos) {
+            self.vs[v].errors.push(e);
+            return;
+        }
+        match &c.expr.kind {
+            ExprKind::Paren(e) => self.expand(v, Conj { expr: e, ..c }),
+            ExprKind::Binary(BinOp::And, l, r) => {
+                self.expand(v, Conj { expr: l, ..c });
+                self.expand(v, Conj { expr: r, ..c });
+            }
+            ExprKind::Struct(decls) => {
+                self.record_leaf(v, c);
+                self.add_struct(v, decls, c)
+            }
+            ExprKind::Ident(_) | ExprKind::Select(..) | ExprKind::Index(..) => match self.resolve(c.expr, c.env, v) {
+                Ok(Target::Vertex(w)) => self.expand_ref(v, w, c),
+                Ok(Target::Value(val)) => {
+                    self.record_leaf(v, c);
+                    self.accumulate(v, val, c.expr.pos)
+                }
+                Err(e) => self.vs[v].errors.push(e),
+            },
+            ExprKind::Binary(BinOp::Or, ..) | ExprKind::Unary(UnOp::Default, _) => {
+                self.record_leaf(v, c);
+                self.vs[v].disjs.push(c);
+            }
+            _ => {
+                self.record_leaf(v, c);
+                let val = self.eval_expr(c.expr, c.env, v);
+                self.accumulate(v, val, c.expr.pos);
+            }
+        }
+        self.leave();
+    }
+
+    fn record_leaf(&mut self, v: VId, c: Conj<'a>) {
+        if !self.vs[v].expanding_extra {
+            self.vs[v].flat.push(c);
+        }
+    }
+
+    fn is_ancestor(&self, a: VId, v: VId) -> bool {
+        let mut cur = self.vs[v].parent;
+        while let Some(c) = cur {
+            if c == a {
+                return true;
+            }
+            cur = self.vs[c].parent;
+        }
+        false
+    }
+
+    fn expand_ref(&mut self, v: VId, w: VId, c: Conj<'a>) {
+        if w == v {
+            return; // `a: a` adds nothing
+        }
+        if self.is_ancestor(w, v) {
+            let m = self.prefixed(v, "structural cycle");
+            {
+                let e = self.err(c.expr.pos, m);
+                self.vs[v].errors.push(e);
+            }
+            return;
+        }
+        if !self.vs[v].expanded.insert(w) {
+            return;
+        }
+        if let Some(p) = self.vs[w].parent {
+            self.shape(p);
+        }
+        let conjs = self.vs[w].conjs.clone();
+        let closing = self.vs[w].is_def || c.closed.is_some();
+        let origin = if closing || conjs.iter().any(|x| x.closed.is_some()) {
+            self.next_origin += 1;
+            Some(self.next_origin)
+        } else {
+            None
+        };
+        for wc in conjs {
+            let closed = if closing || wc.closed.is_some() { origin } else { None };
+            self.expand(v, Conj { closed, ..wc });
+        }
+    }
+
+    fn accumulate(&mut self, v: VId, val: Value, pos: Pos) {
+        if let Value::Bottom(e) = val {
+            self.vs[v].errors.push((*e).clone());
+            return;
+        }
+        match self.vs[v].acc.take() {
+            None => self.vs[v].acc = Some((val, pos)),
+            Some((a, apos)) => match unify(&a, &val) {
+                Ok(n) => self.vs[v].acc = Some((n, apos)),
+                Err(m) => {
+                    let msg = format!("{} ({})", self.prefixed(v, &m), self.files.at(apos));
+                    {
+                        let e = self.err(pos, msg);
+                        self.vs[v].errors.push(e);
+                    }
+                    self.vs[v].acc = Some((a, apos));
+                }
+            },
+        }
+    }
+
+    fn arc(&mut self, v: VId, name: &str, pos: Pos) -> VId {
+        if let Some(&a) = self.vs[v].arc_index.get(name) {
+            return a;
+        }
+        let a = self.new_vertex(v, name.to_string(), pos);
+        self.vs[a].is_arc = true;
+        self.vs[v].arcs.push(a);
+        self.vs[v].arc_index.insert(name.to_string(), a);
+        self.vs[v].dirty = true;
+        a
+    }
+
+    fn group(&mut self, v: VId, origin: u32) -> usize {
+        if let Some(i) = self.vs[v].groups.iter().position(|g| g.origin == origin) {
+            return i;
+        }
+        self.vs[v].groups.push(Group {
+            origin,
+            labels: HashSet::new(),
+            patterns: Vec::new(),
+            open: false,
+        });
+        self.vs[v].groups.len() - 1
+    }
+
+    fn add_struct(&mut self, v: VId, decls: &'a [Decl], c: Conj<'a>) {
+        self.vs[v].is_struct = true;
+        if self.vs[v].struct_pos.is_none() {
+            self.vs[v].struct_pos = Some(c.expr.pos);
+        }
+        let env = self.new_env(
+            Some(c.env),
+            EnvKind::Struct {
+                vertex: v,
+                decls,
+                lets: Vec::new(),
+            },
+        );
+        let mut lets = Vec::new();
+        for d in decls {
+            if let Decl::Let { name, value, pos } = d {
+                let l = self.new_vertex(v, String::new(), *pos);
+                self.vs[l].conjs.push(Conj {
+                    expr: value,
+                    env,
+                    closed: None,
+                });
+                self.vs[l].dirty = true;
+                lets.push((name.as_str(), l));
+            }
+        }
+        if let EnvKind::Struct { lets: l, .. } = &mut self.envs[env].kind {
+            *l = lets;
+        }
+        let group = c.closed.map(|o| self.group(v, o));
+        let mut order = Vec::new();
+        for d in decls {
+            match d {
+                Decl::Field(f) => {
+                    let name = match &f.label {
+                        Label::Name { name, .. } => name.clone(),
+                        Label::Interp(e) => match self.eval_expr(e, env, v).default() {
+                            Value::Str(s) => s.to_string(),
+                            Value::Bottom(e) => {
+                                self.vs[v].errors.push((*e).clone());
+                                continue;
+                            }
+                            other => {
+                                let m = format!("invalid label: {} is not a concrete string", to_cue(&other));
+                                {
+                                    let e = self.err(e.pos, m);
+                                    self.vs[v].errors.push(e);
+                                }
+                                continue;
+                            }
+                        },
+                        Label::Pattern { alias, expr } => {
+                            self.vs[v].patterns.push(Pattern {
+                                label: expr,
+                                alias: alias.as_deref(),
+                                value: &f.value,
+                                env,
+                                closed: c.closed,
+                                matcher: None,
+                            });
+                            self.vs[v].dirty = true;
+                            if let Some(g) = group {
+                                let pi = self.vs[v].patterns.len() - 1;
+                                self.vs[v].groups[g].patterns.push(pi);
+                            }
+                            continue;
+                        }
+                    };
+                    let is_def = matches!(&f.label, Label::Name { quoted: false, .. }) && name.starts_with('#');
+                    let a = self.arc(v, &name, f.label_pos);
+                    order.push(a);
+                    if !f.optional {
+                        self.vs[a].required = true;
+                    }
+                    let closed = if is_def {
+                        self.vs[a].is_def = true;
+                        Some(DEF_ORIGIN_BASE + a as u32)
+                    } else {
+                        c.closed
+                    };
+                    if let Some(g) = group {
+                        self.vs[v].groups[g].labels.insert(name);
+                    }
+                    self.add_conj(
+                        a,
+                        Conj {
+                            expr: &f.value,
+                            env,
+                            closed,
+                        },
+                    );
+                }
+                Decl::Comprehension { clauses, body } => {
+                    self.vs[v].comps.push(Comp {
+                        clauses,
+                        body,
+                        env,
+                        closed: c.closed,
+                    });
+                    self.vs[v].dirty = true;
+                }
+                Decl::Ellipsis(_) => {
+                    if let Some(g) = group {
+                        self.vs[v].groups[g].open = true;
+                    }
+                }
+                Decl::Let { .. } => {}
+            }
+        }
+        if order.len() > 1 {
+            self.vs[v].orders.push(order);
+        }
+    }
+
+    /// Output order of the arcs: a topological sort of the orders of all
+    /// struct literals that declared them (what `cue export` prints), ties
+    /// broken by the position inside a literal, then by first appearance.
+    fn ordered_arcs(&self, v: VId) -> Vec<VId> {
+        let vx = &self.vs[v];
+        if vx.orders.is_empty() {
+            return vx.arcs.clone();
+        }
+        let idx: HashMap<VId, usize> = vx.arcs.iter().enumerate().map(|(i, a)| (*a, i)).collect();
+        let n = vx.arcs.len();
+        let mut rank = vec![0usize; n];
+        let mut seen_rank = vec![false; n];
+        let mut succ: Vec<Vec<usize>> = vec![Vec::new(); n];
+        let mut indeg = vec![0usize; n];
+        for o in &vx.orders {
+            for (k, a) in o.iter().enumerate() {
+                let Some(&i) = idx.get(a) else { continue };
+                if !seen_rank[i] || k < rank[i] {
+                    rank[i] = k;
+                    seen_rank[i] = true;
+                }
+                if k > 0 {
+                    if let Some(&p) = idx.get(&o[k - 1]) {
+                        if p != i && !succ[p].contains(&i) {
+                            succ[p].push(i);
+                            indeg[i] += 1;
+                        }
+                    }
+                }
+            }
+        }
+        let mut done = vec![false; n];
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let pick = (0..n)
+                .filter(|&i| !done[i] && indeg[i] == 0)
+                .min_by_key(|&i| (rank[i], i))
+                .or_else(|| (0..n).filter(|&i| !done[i]).min_by_key(|&i| (rank[i], i)));
+            let Some(i) = pick else { break };
+            done[i] = true;
+            out.push(vx.arcs[i]);
+            for &s in &succ[i] {
+                indeg[s] = indeg[s].saturating_sub(1);
+            }
+        }
+        out
+    }
+
+    fn pattern_matches(&mut self, v: VId, pi: usize, label: &str) -> Result<bool, CueError> {
+        let m = match &self.vs[v].patterns[pi].matcher {
+            Some(m) => m.clone(),
+            None => {
+                let (e, env) = (self.vs[v].patterns[pi].label, self.vs[v].patterns[pi].env);
+                let m = self.eval_expr(e, env, v);
+                self.vs[v].patterns[pi].matcher = Some(m.clone());
+                m
+            }
+        };
+        if let Value::Bottom(e) = &m {
+            return Err((**e).clone());
+        }
+        Ok(unify(&Value::str(label), &m).is_ok())
+    }
+
+    fn apply_patterns(&mut self, v: VId) {
+        let np = self.vs[v].patterns.len();
+        if np == 0 {
+            return;
+        }
+        let arcs = self.vs[v].arcs.clone();
+        for a in arcs {
+            let from = self.vs[a].applied;
+            if from == np || self.vs[a].is_def {
+                continue;
+            }
+            self.vs[a].applied = np;
+            let label = self.vs[a].label.clone();
+            for pi in from..np {
+                match self.pattern_matches(v, pi, &label) {
+                    Ok(true) => {
+                        let p = &self.vs[v].patterns[pi];
+                        let (value, penv, closed, alias) = (p.value, p.env, p.closed, p.alias);
+                        let env = match alias {
+                            Some(name) => self.new_env(
+                                Some(penv),
+                                EnvKind::Bind {
+                                    name,
+                                    target: Target::Value(Value::str(&label)),
+                                },
+                            ),
+                            None => penv,
+                        };
+                        self.add_conj(
+                            a,
+                            Conj {
+                                expr: value,
+                                env,
+                                closed,
+                            },
+                        );
+                    }
+                    Ok(false) => {}
+                    Err(e) => self.vs[v].errors.push(e),
+                }
+            }
+        }
+    }
+
+    fn run_clauses(&mut self, v: VId, clauses: &'a [Clause], body: &'a Expr, env: EnvId, closed: Option<u32>) {
+        let Some((first, rest)) = clauses.split_first() else {
+            self.vs[v].extra.push(Conj {
+                expr: body,
+                env,
+                closed,
+            });
+            self.vs[v].dirty = true;
+            return;
+        };
+        match first {
+            Clause::If { cond, pos } => match self.eval_expr(cond, env, v).default() {
+                Value::Bool(true) => self.run_clauses(v, rest, body, env, closed),
+                Value::Bool(false) => {}
+                Value::Bottom(e) => self.vs[v].errors.push((*e).clone()),
+                other => {
+                    let e = if is_incomplete(&other) {
+                        self.files
+                            .incomplete(*pos, format!("incomplete condition: {}", to_cue(&other)))
+                    } else {
+                        self.err(*pos, format!("cannot use {} as bool in if clause", to_cue(&other)))
+                    };
+                    self.vs[v].errors.push(e);
+                }
+            },
+            Clause::For {
+                key,
+                value,
+                source,
+                pos,
+            } => {
+                let items: Vec<(Value, Target)> = match self.for_items(source, env, v, *pos) {
+                    Ok(i) => i,
+                    Err(e) => {
+                        self.vs[v].errors.push(e);
+                        return;
+                    }
+                };
+                for (k, val) in items {
+                    let mut e2 = env;
+                    if let Some(k_name) = key {
+                        e2 = self.new_env(
+                            Some(e2),
+                            EnvKind::Bind {
+                                name: k_name,
+                                target: Target::Value(k),
+                            },
+                        );
+                    }
+                    e2 = self.new_env(
+                        Some(e2),
+                        EnvKind::Bind {
+                            name: value,
+                            target: val,
+                        },
+                    );
+                    self.run_clauses(v, rest, body, e2, closed);
+                }
+            }
+        }
+    }
+
+    fn for_items(&mut self, source: &'a Expr, env: EnvId, v: VId, pos: Pos) -> Result<Vec<(Value, Target)>, CueError> {
+        let t = self.resolve(source, env, v)?;
+        let val = match t {
+            Target::Vertex(w) => {
+                self.shape(w);
+                let wx = &self.vs[w];
+                if wx.is_struct && wx.disjs.is_empty() && wx.acc.is_none() && wx.errors.is_empty() {
+                    let arcs = wx.arcs.clone();
+                    return Ok(arcs
+                        .into_iter()
+                        .filter(|&a| self.vs[a].required && !self.vs[a].is_def)
+                        .map(|a| (Value::str(&self.vs[a].label), Target::Vertex(a)))
+                        .collect());
+                }
+                self.materialize(w)
+            }
+            Target::Value(val) => val,
+        };
+        match val.default() {
+            Value::Struct(s) => Ok(s
+                .fields
+                .iter()
+                .filter(|f| !f.optional && !f.def)
+                .map(|f| (Value::str(&f.label), Target::Value(f.value.clone())))
+                .collect()),
+            Value::List(l) => Ok(l
+                .elems
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (Value::Int(i as i64), Target::Value(e.clone())))
+                .collect()),
+            Value::Bottom(e) => Err((*e).clone()),
+            other => Err(self.err(pos, format!("cannot range over {}", to_cue(&other)))),
+        }
+    }
+
+    // ---- materialization ---------------------------------------------
+
+    /// The child vertex `name` of `v`, if the evaluated struct has one.
+    pub fn field(&mut self, v: VId, name: &str) -> Option<VId> {
+        self.shape(v);
+        self.vs[v].arc_index.get(name).copied()
+    }
+
+    /// The evaluated value of a vertex (cached).
+    pub fn materialize(&mut self, v: VId) -> Value {
+        if let Some(val) = &self.vs[v].value {
+            return val.clone();
+        }
+        let pos = self.vs[v].pos.unwrap_or_default();
+        if self.vs[v].evaluating {
+            let m = self.prefixed(v, "cycle in references");
+            return self.bottom(pos, m);
+        }
+        if let Err(e) = self.enter(pos) {
+            return Value::Bottom(Rc::new(e));
+        }
+        self.vs[v].evaluating = true;
+        self.shape(v);
+        let val = self.compute(v);
+        self.vs[v].evaluating = false;
+        self.leave();
+        self.vs[v].value = Some(val.clone());
+        val
+    }
+
+    fn compute(&mut self, v: VId) -> Value {
+        if let Some(e) = self.vs[v].errors.first() {
+            return Value::Bottom(Rc::new(e.clone()));
+        }
+        let mut result = if self.vs[v].is_struct {
+            let arcs = self.ordered_arcs(v);
+            let mut fields = Vec::with_capacity(arcs.len());
+            for a in arcs {
+                let mut value = self.materialize(a);
+                let label = self.vs[a].label.clone();
+                let apos = self.vs[a].pos.unwrap_or_default();
+                if !self.vs[a].is_def {
+                    if let Err(m) = self.allowed(v, &label) {
+                        value = self.bottom(apos, self.prefixed(a, &m));
+                    }
+                }
+                fields.push(FieldV {
+                    label,
+                    value,
+                    optional: !self.vs[a].required,
+                    def: self.vs[a].is_def,
+                    pos: apos,
+                });
+            }
+            let groups = &self.vs[v].groups;
+            let closed = !groups.is_empty() && groups.iter().all(|g| !g.open);
+            Value::Struct(Rc::new(StructV { fields, closed }))
+        } else {
+            Value::Top
+        };
+        let spos = self.vs[v].struct_pos.unwrap_or_default();
+        if let Some((a, apos)) = self.vs[v].acc.clone() {
+            result = match unify(&result, &a) {
+                Ok(r) => r,
+                Err(m) => {
+                    let msg = format!("{} ({})", self.prefixed(v, &m), self.files.at(spos));
+                    return self.bottom(apos, msg);
+                }
+            };
+        }
+        let disjs = self.vs[v].disjs.clone();
+        if let Some(d) = disjs.iter().find(|d| needs_vertices(d.expr)) {
+            return self.split_disjunction(v, *d);
+        }
+        for c in disjs {
+            let d = self.eval_expr(c.expr, c.env, v);
+            if let Value::Bottom(_) = d {
+                return d;
+            }
+            let first = self.vs[v].is_struct && c.expr.pos < spos;
+            let r = if first { unify(&d, &result) } else { unify(&result, &d) };
+            result = match r {
+                Ok(r) => r,
+                Err(m) => {
+                    let other = self.vs[v].acc.as_ref().map(|x| x.1).unwrap_or(spos);
+                    let msg = format!("{} ({})", self.prefixed(v, &m), self.files.at(other));
+                    return self.bottom(c.expr.pos, msg);
+                }
+            };
+        }
+        result
+    }
+
+    /// A disjunction whose alternatives may be structs: evaluate the vertex
+    /// once per alternative (all its other conjuncts plus that alternative),
+    /// so references inside an alternative see the unified result.
+    fn split_disjunction(&mut self, v: VId, d: Conj<'a>) -> Value {
+        let mut alts = Vec::new();
+        alternatives(d.expr, false, &mut alts);
+        let flat = self.vs[v].flat.clone();
+        let parent = self.vs[v].parent.unwrap_or(v);
+        let label = self.vs[v].label.clone();
+        let mut vals = Vec::with_capacity(alts.len());
+        for (alt, dflt) in alts {
+            let t = self.new_vertex(parent, label.clone(), alt.pos);
+            for c in &flat {
+                let same = std::ptr::eq(c.expr, d.expr) && c.env == d.env;
+                let c = if same { Conj { expr: alt, ..d } } else { *c };
+                self.add_conj(t, c);
+            }
+            let val = self.materialize(t);
+            vals.push((val, dflt));
+        }
+        match disjunction(vals) {
+            Ok(v) => v,
+            Err(m) => {
+                let msg = self.prefixed(v, &m);
+                self.bottom(d.expr.pos, msg)
+            }
+        }
+    }
+
+    /// Closedness: every closed origin must admit the label.
+    fn allowed(&mut self, v: VId, label: &str) -> Result<(), String> {
+        for gi in 0..self.vs[v].groups.len() {
+            let g = &self.vs[v].groups[gi];
+            if g.open || g.labels.contains(label) {
+                continue;
+            }
+            let pats = g.patterns.clone();
+            let mut ok = false;
+            for pi in pats {
+                if self.pattern_matches(v, pi, label).unwrap_or(false) {
+                    ok = true;
+                    break;
+                }
+            }
+            if !ok {
+                return Err(format!("field {label} not allowed"));
+            }
+        }
+        Ok(())
+    }
+
+    // ---- references ----------------------------------------------------
+
+    fn resolve(&mut self, e: &'a Expr, env: EnvId, cur: VId) -> Result<Target, CueError> {
+        match &e.kind {
+            ExprKind::Ident(name) => self.lookup(name, env, e.pos),
+            ExprKind::Select(base, name) => {
+                let t = self.resolve(base, env, cur)?;
+                self.select(t, name, e.pos)
+            }
+            ExprKind::Index(base, idx) => {
+                let t = self.resolve(base, env, cur)?;
+                match self.eval_expr(idx, env, cur).default() {
+                    Value::Str(s) => self.select(t, &s, e.pos),
+                    Value::Int(i) => {
+                        let val = self.target_value(t).default();
+                        match val {
+                            Value::List(l) => {
+                                let el = usize::try_from(i).ok().and_then(|i| l.elems.get(i));
+                                match el {
+                                    Some(x) => Ok(Target::Value(x.clone())),
+                                    None => Err(self.err(
+                                        idx.pos,
+                                        format!("index {i} out of range (list of length {})", l.elems.len()),
+                                    )),
+                                }
+                            }
+                            Value::Bottom(err) => Err((*err).clone()),
+                            other => Err(self.err(e.pos, format!("cannot index {} with an integer", to_cue(&other)))),
+                        }
+                    }
+                    Value::Bottom(err) => Err((*err).clone()),
+                    other => Err(self.err(idx.pos, format!("invalid index {}", to_cue(&other)))),
+                }
+            }
+            _ => Ok(Target::Value(self.eval_expr(e, env, cur))),
+        }
+    }
+
+    fn target_value(&mut self, t: Target) -> Value {
+        match t {
+            Target::Vertex(w) => self.materialize(w),
+            Target::Value(v) => v,
+        }
+    }
+
+    fn select(&mut self, t: Target, name: &str, pos: Pos) -> Result<Target, CueError> {
+        if let Target::Vertex(w) = t {
+            self.shape(w);
+            let wx = &self.vs[w];
+            if wx.is_struct && wx.disjs.is_empty() && wx.acc.is_none() {
+                return match wx.arc_index.get(name) {
+                    Some(&a) => Ok(Target::Vertex(a)),
+                    None => Err(self.err(pos, format!("undefined field: {name}"))),
+                };
+            }
+        }
+        match self.target_value(t).default() {
+            Value::Struct(s) => match s.fields.iter().find(|f| f.label == name) {
+                Some(f) => Ok(Target::Value(f.value.clone())),
+                None => Err(self.err(pos, format!("undefined field: {name}"))),
+            },
+            Value::Bottom(e) => Err((*e).clone()),
+            other if is_incomplete(&other) => Err(self.files.incomplete(
+                pos,
+                format!("incomplete value {} when selecting {name}", to_cue(&other)),
+            )),
+            other => Err(self.err(pos, format!("invalid selector {name} on {}", to_cue(&other)))),
+        }
+    }
+
+    fn lookup(&mut self, name: &str, env: EnvId, pos: Pos) -> Result<Target, CueError> {
+        let mut cur = Some(env);
+        while let Some(id) = cur {
+            match &self.envs[id].kind {
+                EnvKind::Struct { vertex, decls, lets } => {
+                    if let Some((_, l)) = lets.iter().find(|(n, _)| *n == name) {
+                        return Ok(Target::Vertex(*l));
+                    }
+                    let declared = decls.iter().any(|d| {
+                        matches!(d, Decl::Field(Field { label: Label::Name { name: n, quoted: false }, .. }) if n == name)
+                    });
+                    if declared {
+                        if let Some(&a) = self.vs[*vertex].arc_index.get(name) {
+                            return Ok(Target::Vertex(a));
+                        }
+                    }
+                }
+                EnvKind::Package { vertex, names } => {
+                    if names.contains(name) {
+                        if let Some(&a) = self.vs[*vertex].arc_index.get(name) {
+                            return Ok(Target::Vertex(a));
+                        }
+                    }
+                }
+                EnvKind::Bind { name: n, target } => {
+                    if *n == name {
+                        return Ok(target.clone());
+                    }
+                }
+            }
+            cur = self.envs[id].parent;
+        }
+        let v = match name {
+            "_" => Value::Top,
+            "string" => Value::kind(K_STRING),
+            "int" => Value::kind(K_INT),
+            "float" => Value::kind(K_FLOAT),
+            "number" => Value::kind(K_NUMBER),
+            "bool" => Value::kind(K_BOOL),
+            "bytes" => return Err(self.err(pos, unsupported("the bytes type"))),
+            "len" | "close" | "and" | "or" | "div" | "mod" | "quo" | "rem" => {
+                return Err(self.err(pos, unsupported(&format!("the builtin {name}"))))
+            }
+            _ => return Err(self.err(pos, format!("reference \"{name}\" not found"))),
+        };
+        Ok(Target::Value(v))
+    }
+
+    // ---- expressions ---------------------------------------------------
+
+    /// Evaluates an expression in value context. `cur` is the vertex being
+    /// computed; temporaries (struct and list literals) hang below it so
+    /// that structural cycles are detected.
+    fn eval_expr(&mut self, e: &'a Expr, env: EnvId, cur: VId) -> Value {
+        if let Err(err) = self.enter(e.pos) {
+            return Value::Bottom(Rc::new(err));
+        }
+        let r = self.eval_inner(e, env, cur);
+        self.leave();
+        r
+    }
+
+    fn temp(&mut self, e: &'a Expr, env: EnvId, cur: VId, label: String) -> Value {
+        let d = self.new_vertex(cur, label, e.pos);
+        self.add_conj(
+            d,
+            Conj {
+                expr: e,
+                env,
+                closed: None,
+            },
+        );
+        self.materialize(d)
+    }
+
+    fn eval_inner(&mut self, e: &'a Expr, env: EnvId, cur: VId) -> Value {
+        match &e.kind {
+            ExprKind::Lit(l) => match l {
+                Lit::Null => Value::Null,
+                Lit::Bool(b) => Value::Bool(*b),
+                Lit::Int(i) => Value::Int(*i),
+                Lit::Float(f) => Value::Float(*f),
+                Lit::Str(s) => Value::str(s),
+            },
+            ExprKind::Interp(parts) => {
+                let mut s = String::new();
+                for p in parts {
+                    match p {
+                        InterpPart::Lit(l) => s.push_str(l),
+                        InterpPart::Expr(x) => match self.eval_expr(x, env, cur).default() {
+                            Value::Str(t) => s.push_str(&t),
+                            Value::Int(i) => s.push_str(&i.to_string()),
+                            Value::Float(f) => s.push_str(&fmt_float(f)),
+                            Value::Bool(b) => s.push_str(&b.to_string()),
+                            b @ Value::Bottom(_) => return b,
+                            other => {
+                                return if is_incomplete(&other) {
+                                    self.incomplete(
+                                        x.pos,
+                                        format!("invalid interpolation: non-concrete value {}", to_cue(&other)),
+                                    )
+                                } else {
+                                    self.bottom(
+                                        x.pos,
+                                        format!("invalid interpolation: cannot use {} in a string", to_cue(&other)),
+                                    )
+                                };
+                            }
+                        },
+                    }
+                }
+                if s.len() > MAX_STRING {
+                    return self.bottom(e.pos, format!("string longer than {MAX_STRING} bytes"));
+                }
+                Value::str(&s)
+            }
+            ExprKind::Ident(_) | ExprKind::Select(..) | ExprKind::Index(..) => match self.resolve(e, env, cur) {
+                Ok(t) => self.target_value(t),
+                Err(err) => Value::Bottom(Rc::new(err)),
+            },
+            ExprKind::Struct(_) => self.temp(e, env, cur, String::new()),
+            ExprKind::List { elems, tail } => {
+                let mut out = Vec::with_capacity(elems.len());
+                for (i, x) in elems.iter().enumerate() {
+                    let v = self.temp(x, env, cur, i.to_string());
+                    if let Value::Bottom(_) = v {
+                        return v;
+                    }
+                    out.push(v);
+                }
+                let tail = match tail {
+                    Some(t) => {
+                        let tv = self.temp(t, env, cur, String::new());
+                        if let Value::Bottom(_) = tv {
+                            return tv;
+                        }
+                        Some(tv)
+                    }
+                    None => None,
+                };
+                Value::List(Rc::new(ListV { elems: out, tail }))
+            }
+            ExprKind::Paren(x) => self.eval_expr(x, env, cur),
+            ExprKind::Unary(op, x) => self.unary(*op, x, env, cur, e.pos),
+            ExprKind::Binary(BinOp::And, l, r) => {
+                let a = self.eval_expr(l, env, cur);
+                let b = self.eval_expr(r, env, cur);
+                match unify(&a, &b) {
+                    Ok(v) => v,
+                    Err(m) => {
+                        if let Value::Bottom(_) = a {
+                            return a;
+                        }
+                        if let Value::Bottom(_) = b {
+                            return b;
+                        }
+                        let msg = format!("{m} ({})", self.files.at(l.pos));
+                        self.bottom(r.pos, msg)
+                    }
+                }
+            }
+            ExprKind::Binary(BinOp::Or, ..) => {
+                let mut alts = Vec::new();
+                self.collect_alts(e, env, cur, &mut alts);
+                match disjunction(alts) {
+                    Ok(v) => v,
+                    Err(m) => self.bottom(e.pos, m),
+                }
+            }
+            ExprKind::Binary(op, l, r) => {
+                let a = self.eval_expr(l, env, cur).default();
+                let b = self.eval_expr(r, env, cur).default();
+                self.binary(*op, a, b, l.pos, r.pos)
+            }
+        }
+    }
+
+    fn collect_alts(&mut self, e: &'a Expr, env: EnvId, cur: VId, out: &mut Vec<(Value, bool)>) {
+        match &e.kind {
+            ExprKind::Binary(BinOp::Or, l, r) => {
+                self.collect_alts(l, env, cur, out);
+                self.collect_alts(r, env, cur, out);
+            }
+            ExprKind::Unary(UnOp::Default, x) => {
+                let v = self.eval_expr(x, env, cur);
+                out.push((v, true));
+            }
+            _ => {
+                let v = self.eval_expr(e, env, cur);
+                out.push((v, false));
+            }
+        }
+    }
+
+    fn unary(&mut self, op: UnOp, x: &'a Expr, env: EnvId, cur: VId, pos: Pos) -> Value {
+        let v = self.eval_expr(x, env, cur);
+        if op == UnOp::Default {
+            return v;
+        }
+        let v = v.default();
+        if let Value::Bottom(_) = v {
+            return v;
+        }
+        if is_incomplete(&v) {
+            return self.incomplete(pos, format!("incomplete value {} in unary expression", to_cue(&v)));
+        }
+        let bound = |o: BoundOp, v: Value, kinds: u8| {
+            Value::Basic(Rc::new(Basic {
+                kinds,
+                bounds: vec![(o, v)],
+            }))
+        };
+        match (op, &v) {
+            (UnOp::Neg, Value::Int(i)) => match i.checked_neg() {
+                Some(n) => Value::Int(n),
+                None => self.bottom(pos, unsupported("integer overflow beyond 64 bits")),
+            },
+            (UnOp::Neg, Value::Float(f)) => Value::Float(-f),
+            (UnOp::Plus, Value::Int(_) | Value::Float(_)) => v,
+            (UnOp::Not, Value::Bool(b)) => Value::Bool(!b),
+            (UnOp::Lt | UnOp::Le | UnOp::Gt | UnOp::Ge, Value::Int(_) | Value::Float(_)) => bound(bop(op), v, K_NUMBER),
+            (UnOp::Lt | UnOp::Le | UnOp::Gt | UnOp::Ge, Value::Str(_)) => bound(bop(op), v, K_STRING),
+            (UnOp::Ne, Value::Int(_) | Value::Float(_) | Value::Str(_) | Value::Bool(_) | Value::Null) => {
+                bound(BoundOp::Ne, v, K_ALL)
+            }
+            _ => self.bottom(pos, format!("invalid operand {} to unary operator", to_cue(&v))),
+        }
+    }
+
+    fn binary(&mut self, op: BinOp, a: Value, b: Value, lpos: Pos, rpos: Pos) -> Value {
+        if let Value::Bottom(_) = a {
+            return a;
+        }
+        if let Value::Bottom(_) = b {
+            return b;
+        }
+        let sym = match op {
+            BinOp::LOr => "||",
+            BinOp::LAnd => "&&",
+            BinOp::Eq => "==",
+            BinOp::Ne => "!=",
+            BinOp::Lt => "<",
+            BinOp::Le => "<=",
+            BinOp::Gt => ">",
+            BinOp::Ge => ">=",
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::Or | BinOp::And => "",
+        };
+        for (v, p) in [(&a, lpos), (&b, rpos)] {
+            if is_incomplete(v) {
+                return self.incomplete(p, format!("non-concrete value {} in operand to {sym}", to_cue(v)));
+            }
+        }
+        let mismatch = |s: &Self| {
+            s.bottom(
+                rpos,
+                format!(
+                    "invalid operands {} and {} to '{sym}' ({})",
+                    to_cue(&a),
+                    to_cue(&b),
+                    s.files.at(lpos)
+                ),
+            )
+        };
+        let num = |v: &Value| matches!(v, Value::Int(_) | Value::Float(_));
+        let f = |v: &Value| match v {
+            Value::Int(i) => *i as f64,
+            Value::Float(x) => *x,
+            _ => 0.0,
+        };
+        match op {
+            BinOp::LOr | BinOp::LAnd => match (&a, &b) {
+                (Value::Bool(x), Value::Bool(y)) => Value::Bool(if op == BinOp::LOr { *x || *y } else { *x && *y }),
+                _ => mismatch(self),
+            },
+            BinOp::Eq | BinOp::Ne => {
+                let eq = if a.is_concrete_scalar() && b.is_concrete_scalar() {
+                    if num(&a) && num(&b) || a.kind_bit() == b.kind_bit() {
+                        equal(&a, &b)
+                    } else if a == Value::Null || b == Value::Null {
+                        false
+                    } else {
+                        return mismatch(self);
+                    }
+                } else if a == Value::Null || b == Value::Null {
+                    false
+                } else {
+                    return self.bottom(
+                        rpos,
+                        unsupported(&format!("comparing {} values with {sym}", to_cue(&a))),
+                    );
+                };
+                Value::Bool(if op == BinOp::Eq { eq } else { !eq })
+            }
+            BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
+                let ok = (num(&a) && num(&b)) || matches!((&a, &b), (Value::Str(_), Value::Str(_)));
+                if !ok {
+                    return mismatch(self);
+                }
+                use std::cmp::Ordering::*;
+                let o = compare(&a, &b);
+                Value::Bool(matches!(
+                    (op, o),
+                    (BinOp::Lt, Some(Less))
+                        | (BinOp::Le, Some(Less | Equal))
+                        | (BinOp::Gt, Some(Greater))
+                        | (BinOp::Ge, Some(Greater | Equal))
+                ))
+            }
+            BinOp::Add | BinOp::Sub | BinOp::Mul => match (&a, &b) {
+                (Value::Int(x), Value::Int(y)) => {
+                    let r = match op {
+                        BinOp::Add => x.checked_add(*y),
+                        BinOp::Sub => x.checked_sub(*y),
+                        _ => x.checked_mul(*y),
+                    };
+                    match r {
+                        Some(r) => Value::Int(r),
+                        None => self.bottom(lpos, unsupported("integer arithmetic beyond 64 bits")),
+                    }
+                }
+                (x, y) if num(x) && num(y) => {
+                    let r = match op {
+                        BinOp::Add => f(x) + f(y),
+                        BinOp::Sub => f(x) - f(y),
+                        _ => f(x) * f(y),
+                    };
+                    float_value(r, self, lpos)
+                }
+                (Value::Str(x), Value::Str(y)) if op == BinOp::Add => {
+                    if x.len() + y.len() > MAX_STRING {
+                        return self.bottom(lpos, format!("string longer than {MAX_STRING} bytes"));
+                    }
+                    let mut s = x.to_string();
+                    s.push_str(y);
+                    Value::str(&s)
+                }
+                (Value::Str(s), Value::Int(n)) | (Value::Int(n), Value::Str(s)) if op == BinOp::Mul => {
+                    if *n < 0 || (*n as u128) * (s.len() as u128) > MAX_STRING as u128 {
+                        return self.bottom(rpos, "string repetition count out of range");
+                    }
+                    Value::str(&s.repeat(*n as usize))
+                }
+                (Value::List(_), Value::List(_))
+                | (Value::List(_), Value::Int(_))
+                | (Value::Int(_), Value::List(_)) => self.bottom(lpos, unsupported("list arithmetic")),
+                _ => mismatch(self),
+            },
+            BinOp::Div => {
+                if !(num(&a) && num(&b)) {
+                    return mismatch(self);
+                }
+                if f(&b) == 0.0 {
+                    return self.bottom(rpos, "division by zero");
+                }
+                float_value(f(&a) / f(&b), self, lpos)
+            }
+            BinOp::Or | BinOp::And => Value::Top,
+        }
+    }
+}
+
+/// Floats are binary here but decimal in CUE: round to 15 significant
+/// digits so `0.1 + 0.2` prints as `0.3` like the reference.
+fn float_value(r: f64, ev: &Evaluator<'_>, pos: Pos) -> Value {
+    if !r.is_finite() {
+        return ev.bottom(pos, unsupported("a float result outside the 64-bit range"));
+    }
+    let rounded = format!("{r:.14e}").parse::<f64>().unwrap_or(r);
+    Value::Float(rounded)
+}
+
+/// Alternatives of a disjunction expression with their default marks.
+fn alternatives<'e>(e: &'e Expr, dflt: bool, out: &mut Vec<(&'e Expr, bool)>) {
+    match &e.kind {
+        ExprKind::Binary(BinOp::Or, l, r) => {
+            alternatives(l, dflt, out);
+            alternatives(r, dflt, out);
+        }
+        ExprKind::Unary(UnOp::Default, x) => alternatives(x, true, out),
+        ExprKind::Paren(x) if matches!(x.kind, ExprKind::Binary(BinOp::Or, ..)) => alternatives(x, dflt, out),
+        _ => out.push((e, dflt)),
+    }
+}
+
+/// Whether a disjunction may have struct alternatives (then each one is
+/// evaluated as a vertex; scalar ones are cheaper as values).
+fn needs_vertices(e: &Expr) -> bool {
+    let mut alts = Vec::new();
+    alternatives(e, false, &mut alts);
+    alts.iter().any(|(a, _)| {
+        let mut a = *a;
+        while let ExprKind::Paren(x) = &a.kind {
+            a = x;
+        }
+        match &a.kind {
+            ExprKind::Struct(_) | ExprKind::Select(..) | ExprKind::Index(..) | ExprKind::Binary(BinOp::And, ..) => true,
+            ExprKind::Ident(n) => !matches!(n.as_str(), "string" | "int" | "float" | "number" | "bool" | "_"),
+            _ => false,
+        }
+    })
+}
+
+fn bop(op: UnOp) -> BoundOp {
+    match op {
+        UnOp::Lt => BoundOp::Lt,
+        UnOp::Le => BoundOp::Le,
+        UnOp::Gt => BoundOp::Gt,
+        UnOp::Ge => BoundOp::Ge,
+        _ => BoundOp::Ne,
+    }
+}
+
+/// Not (yet) a single concrete value: a type, bound, `_` or an unresolved
+/// disjunction. Structs and lists count as concrete here.
+pub fn is_incomplete(v: &Value) -> bool {
+    matches!(v, Value::Top | Value::Basic(_) | Value::Disj(_))
+}

@@ -1,0 +1,40 @@
+//! Loading a `defs/` folder: every `*.cue` directly inside, one package
+//! `defs`, plus the configuration's `#var` overrides unified in as one more
+//! (synthetic) file named `<config>`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::defs::error::CueError;
+use crate::defs::service::Defs;
+use crate::defs::value::quote;
+use crate::defs::{read_dir_cue, with_stack};
+
+/// The package every file in `defs/` must declare.
+pub const PACKAGE: &str = "defs";
+
+/// Loads and validates `dir`. `vars` override `#var` fields (each value is a
+/// string, unified as `#var: {k: "v"}`); an unknown var is an error because
+/// `#var` is a closed definition.
+pub fn load_dir(dir: &Path, vars: &BTreeMap<String, String>) -> Result<Defs, Vec<CueError>> {
+    let mut sources = read_dir_cue(dir)?;
+    if sources.is_empty() {
+        return Err(vec![CueError::bare(
+            dir.display().to_string(),
+            "no .cue files in the definitions folder",
+        )]);
+    }
+    if !vars.is_empty() {
+        sources.push(("<config>".to_string(), vars_source(vars)));
+    }
+    with_stack(|| Defs::build(sources))
+}
+
+fn vars_source(vars: &BTreeMap<String, String>) -> String {
+    let mut s = format!("package {PACKAGE}\n#var: {{\n");
+    for (k, v) in vars {
+        s.push_str(&format!("    {}: {}\n", quote(k), quote(v)));
+    }
+    s.push_str("}\n");
+    s
+}

@@ -1,0 +1,239 @@
+//! Service definitions: Substrate's own evaluator for a subset of CUE, and
+//! the typed view of `defs/` the daemon works with (SPEC §3).
+//!
+//! Layout, one job per file:
+//! - `lexer.rs` → tokens with positions; `parser.rs` → `ast.rs` (rejects
+//!   constructs outside the subset with "X is not supported by Substrate's
+//!   CUE subset" at their position);
+//! - `value.rs` evaluated values and value-level unification;
+//!   `eval.rs` the lazy, reference-aware evaluator; `export.rs` value → JSON
+//!   like `cue export --out json`;
+//! - `error.rs` [`CueError`]: `file:line:col: message`;
+//! - `load.rs` reading a `defs/` folder (one package `defs`, `#var` overrides);
+//! - `service.rs` the typed results: [`Defs`], [`ServiceDef`], [`ImageSpec`],
+//!   [`InstanceSpec`] and [`Defs::resolve`].
+//!
+//! Public API:
+//! - [`eval_paths`] / [`eval_sources`]: raw evaluation (`substrate defs eval`);
+//!   [`to_json_string`] prints it exactly like `cue export --out json`.
+//! - [`load_dir`]: `defs/` → [`Defs`] (`substrate defs check`);
+//!   [`Defs::export_json`] is `substrate defs export`:
+//!   `{"services": {NAME: {"enabled", "image", "parameters": {P: {"type",
+//!   "optional"}}, "template": T}}, "imagespecs": {NAME: {"image", "build"}},
+//!   "vars": {…}}` where `T` is the instance template for key NAME with
+//!   defaults applied and every still-open field shown as its CUE type text
+//!   (`"string"`).
+//! - [`Defs::resolve`]: template ∧ injected values → concrete [`InstanceSpec`];
+//!   [`InstanceSpec::digest`] is a stable sha256 of its canonical JSON.
+//!
+//! Every entry point evaluates on a helper thread with a large stack: the
+//! evaluator recurses (bounded by depth limits that turn adversarial nesting
+//! into errors), and callers may be on small-stack threads.
+
+mod ast;
+mod error;
+mod eval;
+mod export;
+mod lexer;
+mod load;
+mod parser;
+mod service;
+mod value;
+
+use std::path::{Path, PathBuf};
+
+pub use error::{CueError, Pos};
+pub use export::to_json_string;
+pub use load::load_dir;
+pub use service::{
+    Defs, ImageBuild, ImageSpec, InstanceSpec, Mount, ParamType, Parameter, ParameterDef, Readiness, ResolveError,
+    Resources, ServiceDef,
+};
+
+use crate::defs::error::Files;
+use crate::defs::export::Mode;
+
+/// Stack for evaluation threads; the depth limits keep use far below it.
+const EVAL_STACK: usize = 256 << 20;
+
+/// Runs `f` on a thread with a large stack.
+pub(crate) fn with_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(
+        |s| match std::thread::Builder::new().stack_size(EVAL_STACK).spawn_scoped(s, f) {
+            Ok(h) => match h.join() {
+                Ok(v) => v,
+                Err(p) => std::panic::resume_unwind(p),
+            },
+            Err(_) => panic!("cannot spawn the CUE evaluation thread"),
+        },
+    )
+}
+
+/// Parses sources into files, checking that they form one package.
+pub(crate) fn parse_all(
+    sources: &[(String, String)],
+    files: &Files,
+    want_package: Option<&str>,
+) -> Result<Vec<ast::File>, Vec<CueError>> {
+    let mut parsed = Vec::new();
+    let mut errs = Vec::new();
+    for (i, (_, src)) in sources.iter().enumerate() {
+        match parser::parse_file(src, i as u32, files) {
+            Ok(f) => parsed.push(f),
+            Err(e) => errs.push(e),
+        }
+    }
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+    let expected: Option<String> = match want_package {
+        Some(p) => Some(p.to_string()),
+        None => parsed.iter().find_map(|f| f.package.as_ref().map(|p| p.0.clone())),
+    };
+    for f in &parsed {
+        match (&f.package, &expected) {
+            (Some((name, pos)), Some(want)) if name != want => errs.push(files.err(
+                *pos,
+                format!("package {name} differs from package {want} of the other files"),
+            )),
+            (None, Some(want)) if want_package.is_some() => errs.push(CueError::bare(
+                f.name.clone(),
+                format!("missing package clause (expected package {want})"),
+            )),
+            _ => {}
+        }
+    }
+    if errs.is_empty() {
+        Ok(parsed)
+    } else {
+        Err(errs)
+    }
+}
+
+/// Evaluates CUE sources `(file name, text)` as one package and exports the
+/// result as JSON, like `cue export --out json FILE…`.
+pub fn eval_sources(sources: &[(String, String)]) -> Result<serde_json::Value, Vec<CueError>> {
+    with_stack(|| {
+        let files = Files {
+            names: sources.iter().map(|s| s.0.clone()).collect(),
+        };
+        let parsed = parse_all(sources, &files, None)?;
+        let mut ev = eval::Evaluator::new(&parsed, &files);
+        let v = ev.materialize(eval::ROOT);
+        export::export(&v, &files, Mode::Strict)
+    })
+}
+
+/// Reads files and directories (every `*.cue` directly inside, sorted) and
+/// evaluates them as one package.
+pub fn eval_paths(paths: &[PathBuf]) -> Result<serde_json::Value, Vec<CueError>> {
+    let mut sources = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            sources.extend(read_dir_cue(p)?);
+        } else {
+            sources.push(read_source(p)?);
+        }
+    }
+    if sources.is_empty() {
+        return Err(vec![CueError::bare("", "no CUE files given")]);
+    }
+    eval_sources(&sources)
+}
+
+pub(crate) fn read_source(p: &Path) -> Result<(String, String), Vec<CueError>> {
+    let name = p.display().to_string();
+    match std::fs::read(p) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(s) => Ok((name, s)),
+            Err(_) => Err(vec![CueError::bare(name, "file is not valid UTF-8")]),
+        },
+        Err(e) => Err(vec![CueError::bare(name, format!("cannot read: {e}"))]),
+    }
+}
+
+pub(crate) fn read_dir_cue(dir: &Path) -> Result<Vec<(String, String)>, Vec<CueError>> {
+    let rd = std::fs::read_dir(dir).map_err(|e| {
+        vec![CueError::bare(
+            dir.display().to_string(),
+            format!("cannot read directory: {e}"),
+        )]
+    })?;
+    let mut paths: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "cue"))
+        .collect();
+    paths.sort();
+    let mut out = Vec::new();
+    let mut errs = Vec::new();
+    for p in paths {
+        match read_source(&p) {
+            Ok(s) => out.push(s),
+            Err(e) => errs.extend(e),
+        }
+    }
+    if errs.is_empty() {
+        Ok(out)
+    } else {
+        Err(errs)
+    }
+}
+
+/// Parses and evaluates text through every stage without exporting strictly;
+/// for fuzzing and property tests. Never panics.
+pub fn eval_str_lenient(src: &str) -> Result<serde_json::Value, Vec<CueError>> {
+    let sources = [("input.cue".to_string(), src.to_string())];
+    with_stack(|| {
+        let files = Files {
+            names: vec!["input.cue".into()],
+        };
+        let parsed = parse_all(&sources, &files, None)?;
+        let mut ev = eval::Evaluator::new(&parsed, &files);
+        let v = ev.materialize(eval::ROOT);
+        let _ = value::to_cue(&v);
+        export::export(&v, &files, Mode::Lenient)
+    })
+}
+
+/// Value-level helpers for property tests: parse one expression, evaluate
+/// it alone, unify, print as CUE.
+pub mod testing {
+    use super::*;
+
+    /// An evaluated value (opaque outside the crate).
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct TestValue(pub(crate) value::Value);
+
+    /// Evaluates `x: EXPR` and returns the value of `x`.
+    pub fn eval_expr(expr: &str) -> Result<TestValue, Vec<CueError>> {
+        let src = format!("x: {expr}\n");
+        {
+            let files = Files {
+                names: vec!["expr.cue".into()],
+            };
+            let parsed = parse_all(&[("expr.cue".into(), src.clone())], &files, None)?;
+            let mut ev = eval::Evaluator::new(&parsed, &files);
+            match ev.materialize(eval::ROOT) {
+                value::Value::Struct(s) => match s.fields.first() {
+                    Some(f) => Ok(TestValue(f.value.clone())),
+                    None => Err(vec![]),
+                },
+                value::Value::Bottom(e) => Err(vec![(*e).clone()]),
+                _ => Err(vec![]),
+            }
+        }
+    }
+
+    pub fn unify(a: &TestValue, b: &TestValue) -> Result<TestValue, String> {
+        value::unify(&a.0, &b.0).map(TestValue)
+    }
+
+    pub fn to_cue(v: &TestValue) -> String {
+        value::to_cue(&v.0)
+    }
+
+    /// Order-insensitive text: equal for equal values.
+    pub fn canonical(v: &TestValue) -> String {
+        value::canonical(&v.0)
+    }
+}

@@ -1,0 +1,790 @@
+//! Evaluated values and their unification. A [`Value`] is a fully evaluated
+//! CUE value (no references left): concrete scalars, constraints on scalars
+//! (`string`, `>0 & <10`), structs, lists, disjunctions with defaults, and
+//! bottom (an error). Unification here is the value-level lattice meet; the
+//! lazy, reference-aware part lives in `eval.rs`.
+
+use std::fmt::Write as _;
+use std::rc::Rc;
+
+use crate::defs::error::{CueError, Pos};
+
+/// Largest disjunction a unification may produce; beyond it evaluation
+/// would explode (`(a|b) & (c|d) & …`).
+const MAX_ALTERNATIVES: usize = 4096;
+
+pub const K_NULL: u8 = 1;
+pub const K_BOOL: u8 = 2;
+pub const K_INT: u8 = 4;
+pub const K_FLOAT: u8 = 8;
+pub const K_STRING: u8 = 16;
+pub const K_STRUCT: u8 = 32;
+pub const K_LIST: u8 = 64;
+pub const K_NUMBER: u8 = K_INT | K_FLOAT;
+pub const K_ALL: u8 = 127;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BoundOp {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Ne,
+}
+
+/// A non-concrete scalar: allowed kinds plus bounds, e.g. `int & >0`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Basic {
+    pub kinds: u8,
+    pub bounds: Vec<(BoundOp, Value)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldV {
+    pub label: String,
+    pub value: Value,
+    pub optional: bool,
+    /// Definitions (`#x`) are never exported.
+    pub def: bool,
+    pub pos: Pos,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StructV {
+    pub fields: Vec<FieldV>,
+    /// Closed (from a definition): unifying with an unknown field fails.
+    pub closed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListV {
+    pub elems: Vec<Value>,
+    /// Type of further elements of an open list (`[...T]`); None when closed.
+    pub tail: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Top,
+    Bottom(Rc<CueError>),
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Rc<str>),
+    Basic(Rc<Basic>),
+    Struct(Rc<StructV>),
+    List(Rc<ListV>),
+    /// Alternatives with their default marks; never nested, at least two.
+    Disj(Rc<Vec<(Value, bool)>>),
+}
+
+impl Value {
+    pub fn str(s: &str) -> Value {
+        Value::Str(Rc::from(s))
+    }
+
+    pub fn kind(k: u8) -> Value {
+        if k == K_ALL {
+            Value::Top
+        } else {
+            Value::Basic(Rc::new(Basic {
+                kinds: k,
+                bounds: Vec::new(),
+            }))
+        }
+    }
+
+    /// Kind bit of a concrete scalar, struct or list.
+    pub fn kind_bit(&self) -> u8 {
+        match self {
+            Value::Null => K_NULL,
+            Value::Bool(_) => K_BOOL,
+            Value::Int(_) => K_INT,
+            Value::Float(_) => K_FLOAT,
+            Value::Str(_) => K_STRING,
+            Value::Struct(_) => K_STRUCT,
+            Value::List(_) => K_LIST,
+            _ => 0,
+        }
+    }
+
+    /// The default of a disjunction (CUE's rules: the single marked default,
+    /// or the single alternative); other values are their own default.
+    pub fn default(&self) -> Value {
+        match self {
+            Value::Disj(alts) => {
+                let defs: Vec<&Value> = alts.iter().filter(|a| a.1).map(|a| &a.0).collect();
+                if defs.len() == 1 {
+                    defs[0].clone()
+                } else {
+                    self.clone()
+                }
+            }
+            v => v.clone(),
+        }
+    }
+
+    pub fn is_concrete_scalar(&self) -> bool {
+        matches!(
+            self,
+            Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::Str(_)
+        )
+    }
+}
+
+fn kind_name(k: u8) -> String {
+    let names = [
+        (K_NULL, "null"),
+        (K_BOOL, "bool"),
+        (K_INT, "int"),
+        (K_FLOAT, "float"),
+        (K_STRING, "string"),
+        (K_STRUCT, "struct"),
+        (K_LIST, "list"),
+    ];
+    if k == K_ALL {
+        return "_".into();
+    }
+    if k & K_NUMBER == K_NUMBER {
+        let rest: Vec<&str> = names
+            .iter()
+            .filter(|(b, _)| k & b != 0 && b & K_NUMBER == 0)
+            .map(|(_, n)| *n)
+            .collect();
+        let mut v = vec!["number"];
+        v.extend(rest);
+        return v.join(" | ");
+    }
+    names
+        .iter()
+        .filter(|(b, _)| k & b != 0)
+        .map(|(_, n)| *n)
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// Formats a float the way CUE source and JSON both accept.
+pub fn fmt_float(f: f64) -> String {
+    let s = format!("{f:?}");
+    if s.contains('.') || s.contains('e') || s.contains("inf") || s.contains("NaN") {
+        s
+    } else {
+        format!("{s}.0")
+    }
+}
+
+pub fn quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| format!("{s:?}"))
+}
+
+fn is_ident(s: &str) -> bool {
+    let mut cs = s.chars();
+    let first_ok = match cs.next() {
+        Some(c) => c.is_ascii_alphabetic() || c == '#' || c == '$',
+        None => false,
+    };
+    first_ok
+        && cs.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+        && !matches!(
+            s,
+            "true" | "false" | "null" | "for" | "in" | "if" | "let" | "package" | "import"
+        )
+}
+
+/// CUE source text of a value (used in messages, `defs export` and tests).
+pub fn to_cue(v: &Value) -> String {
+    let mut s = String::new();
+    write_cue(v, &mut s, 0);
+    s
+}
+
+fn write_cue(v: &Value, out: &mut String, depth: usize) {
+    if depth > 300 {
+        out.push_str("...");
+        return;
+    }
+    match v {
+        Value::Top => out.push('_'),
+        Value::Bottom(_) => out.push_str("_|_"),
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => {
+            let _ = write!(out, "{b}");
+        }
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Float(f) => out.push_str(&fmt_float(*f)),
+        Value::Str(s) => out.push_str(&quote(s)),
+        Value::Basic(b) => {
+            let mut parts = Vec::new();
+            let implied = b.bounds.iter().fold(0u8, |k, (op, v)| {
+                k | if *op == BoundOp::Ne { K_ALL } else { bound_kinds(v) }
+            });
+            if b.bounds.is_empty() || (b.kinds != implied && b.kinds & implied == b.kinds) {
+                parts.push(kind_name(b.kinds));
+            }
+            for (op, bv) in &b.bounds {
+                let o = match op {
+                    BoundOp::Lt => "<",
+                    BoundOp::Le => "<=",
+                    BoundOp::Gt => ">",
+                    BoundOp::Ge => ">=",
+                    BoundOp::Ne => "!=",
+                };
+                let mut t = String::new();
+                write_cue(bv, &mut t, depth + 1);
+                parts.push(format!("{o}{t}"));
+            }
+            out.push_str(&parts.join(" & "));
+        }
+        Value::Struct(st) => {
+            out.push('{');
+            for (i, f) in st.fields.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                if is_ident(&f.label) {
+                    out.push_str(&f.label);
+                } else {
+                    out.push_str(&quote(&f.label));
+                }
+                if f.optional {
+                    out.push('?');
+                }
+                out.push_str(": ");
+                write_cue(&f.value, out, depth + 1);
+            }
+            out.push('}');
+        }
+        Value::List(l) => {
+            out.push('[');
+            for (i, e) in l.elems.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_cue(e, out, depth + 1);
+            }
+            if let Some(t) = &l.tail {
+                if !l.elems.is_empty() {
+                    out.push_str(", ");
+                }
+                out.push_str("...");
+                if *t != Value::Top {
+                    write_cue(t, out, depth + 1);
+                }
+            }
+            out.push(']');
+        }
+        Value::Disj(alts) => {
+            for (i, (a, d)) in alts.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(" | ");
+                }
+                if *d {
+                    out.push('*');
+                }
+                let paren = matches!(a, Value::Basic(b) if b.bounds.len() > 1);
+                if paren {
+                    out.push('(');
+                }
+                write_cue(a, out, depth + 1);
+                if paren {
+                    out.push(')');
+                }
+            }
+        }
+    }
+}
+
+fn bound_kinds(v: &Value) -> u8 {
+    match v {
+        Value::Int(_) | Value::Float(_) => K_NUMBER,
+        Value::Str(_) => K_STRING,
+        _ => K_ALL,
+    }
+}
+
+/// Compares two concrete scalars of comparable kinds.
+pub fn compare(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
+    match (a, b) {
+        (Value::Int(x), Value::Int(y)) => Some(x.cmp(y)),
+        (Value::Int(x), Value::Float(y)) => (*x as f64).partial_cmp(y),
+        (Value::Float(x), Value::Int(y)) => x.partial_cmp(&(*y as f64)),
+        (Value::Float(x), Value::Float(y)) => x.partial_cmp(y),
+        (Value::Str(x), Value::Str(y)) => Some(x.cmp(y)),
+        _ => None,
+    }
+}
+
+/// Equality as CUE's `==` sees it (int 1 == float 1.0).
+pub fn equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+            compare(a, b) == Some(std::cmp::Ordering::Equal)
+        }
+        _ => a == b,
+    }
+}
+
+fn bound_ok(op: BoundOp, bound: &Value, v: &Value) -> bool {
+    use std::cmp::Ordering::*;
+    if op == BoundOp::Ne {
+        return !equal(v, bound);
+    }
+    match compare(v, bound) {
+        Some(o) => match op {
+            BoundOp::Lt => o == Less,
+            BoundOp::Le => o != Greater,
+            BoundOp::Gt => o == Greater,
+            BoundOp::Ge => o != Less,
+            BoundOp::Ne => true,
+        },
+        None => false,
+    }
+}
+
+/// Why a unification failed; the caller adds positions.
+pub type Conflict = String;
+
+fn conflict(a: &Value, b: &Value) -> Conflict {
+    let (ka, kb) = (a.kind_bit(), b.kind_bit());
+    let mut m = format!("conflicting values {} and {}", short(a), short(b));
+    if ka != 0 && kb != 0 && ka != kb {
+        let _ = write!(m, " (mismatched types {} and {})", kind_name(ka), kind_name(kb));
+    }
+    m
+}
+
+fn short(v: &Value) -> String {
+    let s = to_cue(v);
+    if s.len() > 60 {
+        match v {
+            Value::Struct(_) => "{...}".into(),
+            Value::List(_) => "[...]".into(),
+            _ => format!("{}...", s.chars().take(57).collect::<String>()),
+        }
+    } else {
+        s
+    }
+}
+
+/// Value-level unification (`a & b`). Errors inside structs and lists are
+/// returned as a conflict naming the field path.
+pub fn unify(a: &Value, b: &Value) -> Result<Value, Conflict> {
+    unify_d(a, b, 0)
+}
+
+fn unify_d(a: &Value, b: &Value, depth: usize) -> Result<Value, Conflict> {
+    if depth > 400 {
+        return Err("value nested too deeply".into());
+    }
+    match (a, b) {
+        (Value::Bottom(e), _) | (_, Value::Bottom(e)) => Err(e.message.clone()),
+        (Value::Top, x) | (x, Value::Top) => Ok(x.clone()),
+        (Value::Disj(x), Value::Disj(y)) => {
+            if x.len() * y.len() > MAX_ALTERNATIVES {
+                return Err(format!("disjunction with more than {MAX_ALTERNATIVES} alternatives"));
+            }
+            let xd = x.iter().any(|a| a.1);
+            let yd = y.iter().any(|a| a.1);
+            let mut out = Vec::new();
+            let mut last = String::new();
+            for (xa, xm) in x.iter() {
+                for (ya, ym) in y.iter() {
+                    match unify_d(xa, ya, depth + 1) {
+                        Ok(v) => out.push((v, (xd || yd) && (*xm || !xd) && (*ym || !yd))),
+                        Err(e) => last = e,
+                    }
+                }
+            }
+            normalize_disj(out, last, a, b)
+        }
+        (Value::Disj(x), o) | (o, Value::Disj(x)) => {
+            let mut out = Vec::new();
+            let mut last = String::new();
+            let flip = matches!(b, Value::Disj(_));
+            for (xa, xm) in x.iter() {
+                let r = if flip {
+                    unify_d(o, xa, depth + 1)
+                } else {
+                    unify_d(xa, o, depth + 1)
+                };
+                match r {
+                    Ok(v) => out.push((v, *xm)),
+                    Err(e) => last = e,
+                }
+            }
+            normalize_disj(out, last, a, b)
+        }
+        (Value::Basic(x), Value::Basic(y)) => {
+            let kinds = x.kinds & y.kinds;
+            if kinds == 0 {
+                return Err(conflict(a, b));
+            }
+            let mut bounds = x.bounds.clone();
+            for bd in &y.bounds {
+                if !bounds.contains(bd) {
+                    bounds.push(bd.clone());
+                }
+            }
+            // `!=0` says nothing about strings: drop bounds of other kinds
+            bounds.retain(|(op, v)| *op != BoundOp::Ne || v.kind_bit() & kinds != 0);
+            simplify_bounds(kinds, &bounds)?;
+            if bounds.is_empty() && kinds == K_ALL {
+                return Ok(Value::Top);
+            }
+            Ok(Value::Basic(Rc::new(Basic { kinds, bounds })))
+        }
+        (Value::Basic(x), v) | (v, Value::Basic(x)) => {
+            let k = v.kind_bit();
+            if x.kinds & k == 0 {
+                return Err(conflict(a, b));
+            }
+            for (op, bv) in &x.bounds {
+                if !bound_ok(*op, bv, v) {
+                    return Err(format!(
+                        "invalid value {} (out of bound {})",
+                        short(v),
+                        to_cue(&Value::Basic(Rc::new(Basic {
+                            kinds: K_ALL,
+                            bounds: vec![(*op, bv.clone())],
+                        })))
+                    ));
+                }
+            }
+            Ok(v.clone())
+        }
+        (Value::Struct(x), Value::Struct(y)) => unify_structs(x, y, depth),
+        (Value::List(x), Value::List(y)) => unify_lists(x, y, depth),
+        (x, y) if x.is_concrete_scalar() && y.is_concrete_scalar() => {
+            if x == y {
+                Ok(x.clone())
+            } else {
+                Err(conflict(a, b))
+            }
+        }
+        _ => Err(conflict(a, b)),
+    }
+}
+
+/// Bounds that admit nothing (`>5 & <3`) are a conflict. Ranges admitting
+/// exactly one value are left alone.
+fn simplify_bounds(kinds: u8, bounds: &[(BoundOp, Value)]) -> Result<(), Conflict> {
+    // the tightest lower and upper bound; an empty range is a conflict
+    let mut lo: Option<(&Value, bool)> = None;
+    let mut hi: Option<(&Value, bool)> = None;
+    for (op, v) in bounds {
+        use std::cmp::Ordering::*;
+        match op {
+            BoundOp::Gt | BoundOp::Ge => {
+                let strict = *op == BoundOp::Gt;
+                lo = match lo {
+                    Some((l, ls)) => match compare(v, l) {
+                        Some(Greater) => Some((v, strict)),
+                        Some(Equal) => Some((l, ls || strict)),
+                        Some(Less) => Some((l, ls)),
+                        None => return Err("conflicting bounds of different kinds".into()),
+                    },
+                    None => Some((v, strict)),
+                }
+            }
+            BoundOp::Lt | BoundOp::Le => {
+                let strict = *op == BoundOp::Lt;
+                hi = match hi {
+                    Some((h, hs)) => match compare(v, h) {
+                        Some(Less) => Some((v, strict)),
+                        Some(Equal) => Some((h, hs || strict)),
+                        Some(Greater) => Some((h, hs)),
+                        None => return Err("conflicting bounds of different kinds".into()),
+                    },
+                    None => Some((v, strict)),
+                }
+            }
+            BoundOp::Ne => {}
+        }
+    }
+    let _ = kinds;
+    if let (Some((l, ls)), Some((h, hs))) = (lo, hi) {
+        match compare(l, h) {
+            Some(std::cmp::Ordering::Greater) => {
+                return Err(format!("incompatible bounds {} and {}", short(l), short(h)))
+            }
+            Some(std::cmp::Ordering::Equal) if ls || hs => {
+                return Err(format!("incompatible bounds {} and {}", short(l), short(h)))
+            }
+            None => return Err("conflicting bounds of different kinds".into()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn normalize_disj(alts: Vec<(Value, bool)>, last: Conflict, a: &Value, b: &Value) -> Result<Value, Conflict> {
+    let mut out: Vec<(Value, bool)> = Vec::new();
+    for (v, d) in alts {
+        // flatten nested disjunctions produced by unifying alternatives
+        let items: Vec<(Value, bool)> = match v {
+            Value::Disj(inner) => inner.iter().map(|(iv, id)| (iv.clone(), *id && d)).collect(),
+            v => vec![(v, d)],
+        };
+        for (v, d) in items {
+            if let Some(e) = out.iter_mut().find(|e| e.0 == v) {
+                e.1 |= d;
+            } else {
+                out.push((v, d));
+            }
+        }
+    }
+    // drop a type alternative that another one already admits
+    // (`int | (int & >0)` is `int`), keeping defaults
+    let subsumes = |y: &Value, x: &Value| subsumes(y, x, 0);
+    let mut keep = vec![true; out.len()];
+    for i in 0..out.len() {
+        for j in 0..out.len() {
+            if i != j && keep[j] && (out[j].1 || !out[i].1) && subsumes(&out[j].0, &out[i].0) {
+                keep[i] = false;
+                break;
+            }
+        }
+    }
+    let mut k = keep.iter();
+    out.retain(|_| *k.next().unwrap_or(&true));
+    match out.len() {
+        0 => {
+            if last.is_empty() {
+                Err(conflict(a, b))
+            } else {
+                Err(format!("empty disjunction: {last}"))
+            }
+        }
+        1 => Ok(out.remove(0).0),
+        _ => Ok(Value::Disj(Rc::new(out))),
+    }
+}
+
+/// Text of a value with struct fields, disjunction alternatives and bounds
+/// sorted and closedness ignored: equal texts mean equal values.
+pub fn canonical(v: &Value) -> String {
+    fn go(v: &Value, depth: usize) -> String {
+        if depth > 300 {
+            return "...".into();
+        }
+        match v {
+            Value::Struct(s) => {
+                let mut f: Vec<String> = s
+                    .fields
+                    .iter()
+                    .map(|f| {
+                        format!(
+                            "{}{}{}: {}",
+                            quote(&f.label),
+                            if f.optional { "?" } else { "" },
+                            if f.def { "#" } else { "" },
+                            go(&f.value, depth + 1)
+                        )
+                    })
+                    .collect();
+                f.sort();
+                format!("{{{}}}", f.join(", "))
+            }
+            Value::List(l) => {
+                let mut e: Vec<String> = l.elems.iter().map(|e| go(e, depth + 1)).collect();
+                if let Some(t) = &l.tail {
+                    e.push(format!("...{}", go(t, depth + 1)));
+                }
+                format!("[{}]", e.join(", "))
+            }
+            Value::Disj(alts) => {
+                let mut a: Vec<String> = alts
+                    .iter()
+                    .map(|(v, d)| format!("{}{}", if *d { "*" } else { "" }, go(v, depth + 1)))
+                    .collect();
+                a.sort();
+                a.join(" | ")
+            }
+            Value::Basic(b) => {
+                let mut bs: Vec<String> = b
+                    .bounds
+                    .iter()
+                    .map(|(op, v)| format!("{op:?}{}", go(v, depth + 1)))
+                    .collect();
+                bs.sort();
+                bs.dedup();
+                format!("{}<{}>", kind_name(b.kinds), bs.join(","))
+            }
+            other => to_cue(other),
+        }
+    }
+    go(v, 0)
+}
+
+/// Whether every value `x` admits is admitted by `y` (conservative: false
+/// when unsure).
+fn subsumes(y: &Value, x: &Value, depth: usize) -> bool {
+    if depth > 100 {
+        return false;
+    }
+    if y == x {
+        return true;
+    }
+    match (y, x) {
+        (Value::Top, _) => true,
+        (Value::Basic(yb), Value::Basic(xb)) => {
+            xb.kinds & !yb.kinds == 0 && yb.bounds.iter().all(|b| xb.bounds.contains(b))
+        }
+        (Value::Basic(_), x) if x.is_concrete_scalar() => unify(y, x).is_ok(),
+        (Value::List(yl), Value::List(xl)) => {
+            if yl.tail.is_none() && (xl.tail.is_some() || xl.elems.len() != yl.elems.len()) {
+                return false;
+            }
+            if yl.elems.len() > xl.elems.len() {
+                return false;
+            }
+            let elems_ok = xl
+                .elems
+                .iter()
+                .enumerate()
+                .all(|(i, xe)| match yl.elems.get(i).or(yl.tail.as_ref()) {
+                    Some(ye) => subsumes(ye, xe, depth + 1),
+                    None => false,
+                });
+            let tail_ok = match (&yl.tail, &xl.tail) {
+                (Some(yt), Some(xt)) => subsumes(yt, xt, depth + 1),
+                _ => true,
+            };
+            elems_ok && tail_ok
+        }
+        (Value::Struct(ys), Value::Struct(xs)) => {
+            !ys.closed
+                && !xs.closed
+                && ys.fields.iter().all(|yf| {
+                    xs.fields
+                        .iter()
+                        .find(|xf| xf.label == yf.label)
+                        .is_some_and(|xf| xf.optional == yf.optional && subsumes(&yf.value, &xf.value, depth + 1))
+                })
+        }
+        _ => false,
+    }
+}
+
+/// The first error inside a value that more unification cannot fix (an
+/// alternative holding one is eliminated from a disjunction).
+fn hard_error(v: &Value, depth: usize) -> Option<Rc<CueError>> {
+    if depth > 100 {
+        return None;
+    }
+    match v {
+        Value::Bottom(e) => Some(e.clone()),
+        Value::Struct(s) => s.fields.iter().filter(|f| !f.optional).find_map(|f| match &f.value {
+            Value::Bottom(e) if e.incomplete => None,
+            other => hard_error(other, depth + 1),
+        }),
+        Value::List(l) => l.elems.iter().find_map(|e| match e {
+            Value::Bottom(e) if e.incomplete => None,
+            other => hard_error(other, depth + 1),
+        }),
+        _ => None,
+    }
+}
+
+/// Builds a disjunction from alternatives (dropping failed ones).
+pub fn disjunction(alts: Vec<(Value, bool)>) -> Result<Value, Conflict> {
+    let mut last = String::new();
+    let ok: Vec<(Value, bool)> = alts
+        .into_iter()
+        .filter(|(v, _)| match hard_error(v, 0) {
+            Some(e) => {
+                last = e.message.clone();
+                false
+            }
+            None => true,
+        })
+        .collect();
+    // a disjunction with defaults keeps defaults of nested disjunctions only
+    // where the nested one was itself marked
+    let any_default = ok.iter().any(|a| a.1);
+    let mut flat = Vec::new();
+    for (v, d) in ok {
+        match v {
+            Value::Disj(inner) => {
+                let inner_has = inner.iter().any(|a| a.1);
+                for (iv, id) in inner.iter() {
+                    let mark = if any_default { d && (*id || !inner_has) } else { *id };
+                    flat.push((iv.clone(), mark));
+                }
+            }
+            v => flat.push((v, d)),
+        }
+    }
+    if flat.is_empty() {
+        return Err(if last.is_empty() {
+            "empty disjunction".into()
+        } else {
+            format!("empty disjunction: {last}")
+        });
+    }
+    normalize_disj(flat, last, &Value::Top, &Value::Top)
+}
+
+fn unify_structs(x: &StructV, y: &StructV, depth: usize) -> Result<Value, Conflict> {
+    let mut fields = x.fields.clone();
+    for f in &y.fields {
+        if let Some(e) = fields.iter_mut().find(|e| e.label == f.label) {
+            e.value = unify_d(&e.value, &f.value, depth + 1).map_err(|m| format!("{}: {m}", f.label))?;
+            e.optional &= f.optional;
+        } else {
+            if x.closed && !f.def {
+                return Err(format!("field {} not allowed", f.label));
+            }
+            fields.push(f.clone());
+        }
+    }
+    if y.closed {
+        for f in &x.fields {
+            if !f.def && !y.fields.iter().any(|g| g.label == f.label) {
+                return Err(format!("field {} not allowed", f.label));
+            }
+        }
+    }
+    Ok(Value::Struct(Rc::new(StructV {
+        fields,
+        closed: x.closed || y.closed,
+    })))
+}
+
+fn unify_lists(x: &ListV, y: &ListV, depth: usize) -> Result<Value, Conflict> {
+    let n = x.elems.len().max(y.elems.len());
+    let mut elems = Vec::with_capacity(n);
+    for i in 0..n {
+        let a = match (x.elems.get(i), &x.tail) {
+            (Some(v), _) => v,
+            (None, Some(t)) => t,
+            (None, None) => {
+                return Err(format!(
+                    "incompatible list lengths ({} and {})",
+                    x.elems.len(),
+                    y.elems.len()
+                ))
+            }
+        };
+        let b = match (y.elems.get(i), &y.tail) {
+            (Some(v), _) => v,
+            (None, Some(t)) => t,
+            (None, None) => {
+                return Err(format!(
+                    "incompatible list lengths ({} and {})",
+                    x.elems.len(),
+                    y.elems.len()
+                ))
+            }
+        };
+        elems.push(unify_d(a, b, depth + 1).map_err(|m| format!("{i}: {m}"))?);
+    }
+    let tail = match (&x.tail, &y.tail) {
+        (Some(a), Some(b)) => Some(unify_d(a, b, depth + 1)?),
+        _ => None,
+    };
+    Ok(Value::List(Rc::new(ListV { elems, tail })))
+}

@@ -1,0 +1,52 @@
+//! `substrate images build`: builds the enabled imagespecs of `defs/`
+//! through the Docker API, with the repository root as the context.
+
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::runtime::build::BuildSpec;
+use crate::runtime::DockerEngine;
+
+/// Builds every enabled imagespec (or only those in `names`); returns the
+/// image references built.
+pub async fn build_enabled(defs_dir: &Path, context: Option<&Path>, names: &[String]) -> anyhow::Result<Vec<String>> {
+    let defs = crate::defs::load_dir(defs_dir, &Default::default()).map_err(|errors| {
+        let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        anyhow::anyhow!("cannot load {}:\n{}", defs_dir.display(), text.join("\n"))
+    })?;
+    let context = match context {
+        Some(c) => c.to_owned(),
+        None => std::fs::canonicalize(defs_dir)
+            .with_context(|| format!("cannot resolve {}", defs_dir.display()))?
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| ".".into()),
+    };
+    for n in names {
+        if !defs.imagespecs.contains_key(n) {
+            anyhow::bail!("no imagespec named {n:?} in {}", defs_dir.display());
+        }
+    }
+    let engine = DockerEngine::connect("default")
+        .map_err(anyhow::Error::msg)?
+        .negotiate()
+        .await;
+    let mut built = Vec::new();
+    for (name, spec) in &defs.imagespecs {
+        let enabled = defs.services.get(name).is_some_and(|s| s.enabled);
+        if !(names.is_empty() && enabled || names.contains(name)) {
+            continue;
+        }
+        let build = BuildSpec {
+            image: spec.image.clone(),
+            dockerfile: spec.build.dockerfile.clone(),
+            target: spec.build.target.clone(),
+            args: spec.build.args.clone().into_iter().collect(),
+            context: context.clone(),
+        };
+        engine.build_image(&build).await?;
+        built.push(spec.image.clone());
+    }
+    Ok(built)
+}

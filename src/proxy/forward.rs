@@ -1,0 +1,238 @@
+//! Forwarding one request to a ready instance and its response back.
+//!
+//! Connections to containers are pooled and kept alive (HTTP/1.1 to the
+//! container whatever the client spoke). Hop-by-hop headers are removed both
+//! ways; `X-Forwarded-For/-Proto/-Host` and `X-Forwarded-Prefix` are added.
+//! Bodies stream both ways. An upgrade (WebSocket) is passed through: once
+//! both sides have switched protocols the two connections are spliced, and
+//! the splice holds an [`ActivityGuard`] so an open WebSocket keeps its
+//! instance from idling.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, Uri};
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use super::activator::{ActivityGuard, Instance};
+
+/// The pooled client to containers.
+pub type UpstreamClient = Client<HttpConnector, Body>;
+
+pub fn client() -> UpstreamClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(std::time::Duration::from_secs(60))
+        .pool_max_idle_per_host(256)
+        .build(connector)
+}
+
+/// Where the request came from and how it addressed us.
+pub struct Downstream {
+    pub peer: SocketAddr,
+    /// The path segment the client used for the viewspec, e.g. `notes;sp-X`.
+    pub prefix: String,
+}
+
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+/// Removes hop-by-hop headers, including those the Connection header names.
+/// `Upgrade` is removed too unless the exchange is an upgrade.
+fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        if keep_upgrade && name == header::UPGRADE {
+            continue;
+        }
+        headers.remove(name);
+    }
+    if !keep_upgrade {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+/// Whether a request asks to switch protocols.
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
+}
+
+/// Builds the request to send to `instance`: path with the viewspec
+/// stripped and `url_prefix` added, forwarded headers set.
+pub fn upstream_request(
+    parts: &http::request::Parts,
+    rest: &str,
+    body: Body,
+    instance: &Instance,
+    down: &Downstream,
+    upgrade: bool,
+) -> Result<Request<Body>, http::Error> {
+    let mut path = String::with_capacity(instance.url_prefix.len() + rest.len() + 32);
+    path.push_str("http://");
+    path.push_str(&instance.addr.to_string());
+    path.push_str(instance.url_prefix.trim_end_matches('/'));
+    path.push_str(rest);
+    if let Some(q) = parts.uri.query() {
+        path.push('?');
+        path.push_str(q);
+    }
+    let uri: Uri = path.parse()?;
+    let mut headers = parts.headers.clone();
+    strip_hop_by_hop(&mut headers, upgrade);
+    if upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+    let host = parts.headers.get(header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    if let Some(h) = &host {
+        headers.insert(header::HOST, h.clone());
+        headers.insert(HeaderName::from_static("x-forwarded-host"), h.clone());
+    }
+    let peer_ip = down.peer.ip().to_string();
+    let xff = match parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prior) => format!("{prior}, {peer_ip}"),
+        None => peer_ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert(HeaderName::from_static("x-forwarded-for"), v);
+    }
+    headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static("http"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("/{}", down.prefix)) {
+        headers.insert(HeaderName::from_static("x-forwarded-prefix"), v);
+    }
+    let mut req = Request::builder()
+        .method(parts.method.clone())
+        .uri(uri)
+        .version(http::Version::HTTP_11)
+        .body(body)?;
+    *req.headers_mut() = headers;
+    Ok(req)
+}
+
+/// Turns the container's response into ours: hop-by-hop headers removed,
+/// the body streamed while holding `guard`.
+pub fn downstream_response(resp: Response<Incoming>, guard: ActivityGuard) -> Response<Body> {
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers, false);
+    Response::from_parts(
+        parts,
+        Body::new(GuardedBody {
+            inner: body,
+            _guard: guard,
+        }),
+    )
+}
+
+/// Splices an upgraded client connection to the upgraded container
+/// connection, in the background, holding `guard` until both close.
+pub fn splice_upgrade(
+    client_side: hyper::upgrade::OnUpgrade,
+    mut upstream: Response<Incoming>,
+    guard: ActivityGuard,
+) -> Response<Body> {
+    let upstream_side = hyper::upgrade::on(&mut upstream);
+    tokio::spawn(async move {
+        let _guard = guard;
+        let (client, container) = match tokio::try_join!(client_side, upstream_side) {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::debug!(error = %e, "upgrade failed");
+                return;
+            }
+        };
+        let mut client = TokioIo::new(client);
+        let mut container = TokioIo::new(container);
+        if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut container).await {
+            tracing::debug!(error = %e, "upgraded connection ended");
+        }
+    });
+    let (parts, _) = upstream.into_parts();
+    Response::from_parts(parts, Body::empty())
+}
+
+/// A response body that keeps its instance marked busy until it is done.
+struct GuardedBody {
+    inner: Incoming,
+    _guard: ActivityGuard,
+}
+
+impl hyper::body::Body for GuardedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_go_including_those_connection_names() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-secret"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h, false);
+        let names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, vec!["x-kept"]);
+    }
+
+    #[test]
+    fn upgrade_requests_are_recognised() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, Upgrade"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert!(is_upgrade(&h));
+        h.remove(header::CONNECTION);
+        assert!(!is_upgrade(&h));
+    }
+}

@@ -1,0 +1,332 @@
+//! The front door: every request that is not for `/substrate/` or
+//! `/metrics` is `/<viewspec>/<rest>` and goes to an instance (SPEC §4).
+//!
+//! The request path, in phases:
+//!
+//! 1. **route** — split the path, parse the viewspec (400), find the service
+//!    (404 unknown, 404 disabled), plan its parameters ([`params`]; this may
+//!    answer a redirect instead).
+//! 2. **buffer** — read the body (up to the buffer limit) so it can be
+//!    replayed once; a larger body with a `Content-Length` streams instead.
+//! 3. **activate** — the ready instance, or wait for its start
+//!    ([`activator`]); browsers waiting longer than a second get a
+//!    "starting…" page.
+//! 4. **forward** — send it on ([`forward`]). If the connection fails before
+//!    any response byte and the container is gone, forget the instance and
+//!    go back to 3, once.
+
+pub mod activator;
+pub mod forward;
+pub mod pages;
+pub mod params;
+pub mod readiness;
+pub mod reaper;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::{header, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+
+use crate::catalog::Catalog;
+use crate::runtime::Engine;
+use crate::viewspec::{split_path, PathSplit, Viewspec};
+use activator::{Activator, ActivityGuard, Instance, StartRequest};
+use forward::{Downstream, UpstreamClient};
+
+/// Tunables of the front door.
+#[derive(Debug, Clone)]
+pub struct FrontDoorSettings {
+    /// Bodies up to this size are buffered (and can be replayed once).
+    pub body_buffer_limit: usize,
+    /// How long a browser waits for a start before getting "starting…".
+    pub browser_wait: Duration,
+}
+
+impl Default for FrontDoorSettings {
+    fn default() -> Self {
+        Self {
+            body_buffer_limit: 16 << 20,
+            browser_wait: Duration::from_secs(1),
+        }
+    }
+}
+
+pub struct FrontDoor {
+    pub activator: Arc<Activator>,
+    catalog: Catalog,
+    pub params: params::Planner,
+    client: UpstreamClient,
+    settings: FrontDoorSettings,
+}
+
+/// A request routed to a service, before it has an instance.
+pub struct Route {
+    /// The canonical viewspec: the instance key.
+    pub key: String,
+    pub viewspec: Viewspec,
+    pub service: crate::defs::ServiceDef,
+    pub origin: String,
+    /// Planned already (on the cold path).
+    pub start: Option<StartRequest>,
+}
+
+/// The request body, as far as it has been read.
+enum RequestBody {
+    /// Read whole: can be sent again.
+    Buffered(Bytes),
+    /// Too large to keep: sent once, as it arrives.
+    Streaming(Option<Body>),
+}
+
+impl FrontDoor {
+    pub fn new(
+        activator: Arc<Activator>,
+        catalog: Catalog,
+        params: params::Planner,
+        settings: FrontDoorSettings,
+    ) -> Self {
+        Self {
+            activator,
+            catalog,
+            params,
+            client: forward::client(),
+            settings,
+        }
+    }
+
+    pub async fn handle(&self, mut req: Request<Body>, peer: SocketAddr) -> Response<Body> {
+        let html = pages::wants_html(req.headers());
+        let (raw, rest) = match split_path(req.uri().path()) {
+            PathSplit::Root => {
+                return pages::error(
+                    StatusCode::NOT_FOUND,
+                    "no service here: request /<service>/ (see /substrate/v1/services)",
+                    None,
+                    html,
+                )
+            }
+            PathSplit::NeedsSlash { viewspec } => {
+                let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+                return pages::redirect(&format!("/{viewspec}/{query}"));
+            }
+            PathSplit::Routed { viewspec, rest } => (viewspec.to_owned(), rest.to_owned()),
+        };
+        let viewspec = match Viewspec::parse(&raw) {
+            Ok(v) => v,
+            Err(e) => return pages::error(StatusCode::BAD_REQUEST, &e.to_string(), None, html),
+        };
+        let defs = self.catalog.current();
+        let Some(service) = defs.services.get(viewspec.service()) else {
+            let reason = format!("no service named {:?} is defined", viewspec.service());
+            return pages::error(StatusCode::NOT_FOUND, &reason, None, html);
+        };
+        if !service.enabled {
+            let reason = format!(
+                "service {:?} is defined but not enabled (set enable: {:?}: true in defs/)",
+                service.name, service.name
+            );
+            return pages::error(StatusCode::NOT_FOUND, &reason, None, html);
+        }
+        let origin = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(|h| format!("http://{h}"))
+            .unwrap_or_default();
+        let mut route = Route {
+            key: viewspec.canonical(),
+            viewspec,
+            service: service.clone(),
+            origin,
+            start: None,
+        };
+        // The warm path skips planning: a ready instance was planned already.
+        if self.activator.ready(&route.key).is_none() {
+            match self.plan(&route).await {
+                Ok(Ok(start)) => route.start = Some(start),
+                Ok(Err(completed)) => {
+                    let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+                    return pages::redirect(&format!("/{}{rest}{query}", completed.canonical()));
+                }
+                Err(e) => return pages::error(e.status, &e.message, None, html),
+            }
+        }
+
+        let upgrade = forward::is_upgrade(req.headers());
+        let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let (parts, body) = req.into_parts();
+        let body = match self.buffer(&parts, body, upgrade).await {
+            Ok(b) => b,
+            Err(resp) => return resp,
+        };
+        let down = Downstream { peer, prefix: raw };
+        let waits_visibly = html && parts.method == http::Method::GET;
+        self.proxy(parts, body, rest, route, down, on_upgrade, waits_visibly)
+            .await
+    }
+
+    /// Plans the instance of a route: `Ok(Err(viewspec))` when the URL must
+    /// be completed first (redirect there).
+    pub async fn plan(&self, route: &Route) -> Result<Result<StartRequest, Viewspec>, params::PlanError> {
+        match self.params.plan(&route.viewspec, &route.service).await? {
+            params::Plan::Redirect(completed) => Ok(Err(completed)),
+            params::Plan::Instance(p) => Ok(Ok(StartRequest {
+                key: p.key,
+                service: route.service.name.clone(),
+                injected: p.injected,
+                binds: p.binds,
+                origin: route.origin.clone(),
+            })),
+        }
+    }
+
+    async fn buffer(
+        &self,
+        parts: &http::request::Parts,
+        body: Body,
+        upgrade: bool,
+    ) -> Result<RequestBody, Response<Body>> {
+        let limit = self.settings.body_buffer_limit;
+        let declared: Option<u64> = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        if upgrade || declared.is_some_and(|n| n > limit as u64) {
+            return Ok(RequestBody::Streaming(Some(body)));
+        }
+        match http_body_util::Limited::new(body, limit).collect().await {
+            Ok(collected) => Ok(RequestBody::Buffered(collected.to_bytes())),
+            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(pages::error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("request body larger than {limit} bytes without a Content-Length; send one to stream it"),
+                None,
+                false,
+            )),
+            Err(e) => Err(pages::error(
+                StatusCode::BAD_REQUEST,
+                &format!("could not read the request body: {e}"),
+                None,
+                false,
+            )),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn proxy(
+        &self,
+        parts: http::request::Parts,
+        mut body: RequestBody,
+        rest: String,
+        mut route: Route,
+        down: Downstream,
+        mut on_upgrade: Option<hyper::upgrade::OnUpgrade>,
+        waits_visibly: bool,
+    ) -> Response<Body> {
+        let html = waits_visibly;
+        let mut retried = false;
+        loop {
+            let instance = match self.activator.ready(&route.key) {
+                Some(i) => i,
+                None => {
+                    let start = match route.start.take() {
+                        Some(s) => s,
+                        None => match self.plan(&route).await {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(_)) => {
+                                let reason = "the instance's spaces changed; reload the page";
+                                return pages::error(StatusCode::CONFLICT, reason, None, html);
+                            }
+                            Err(e) => return pages::error(e.status, &e.message, None, html),
+                        },
+                    };
+                    match self.activate(start, waits_visibly).await {
+                        Ok(i) => i,
+                        Err(resp) => return resp,
+                    }
+                }
+            };
+            let guard = ActivityGuard::new(instance.clone(), self.activator.clock_origin());
+            let (send, replayable) = match &mut body {
+                RequestBody::Buffered(b) => (Body::from(b.clone()), true),
+                RequestBody::Streaming(b) => (b.take().unwrap_or_else(Body::empty), false),
+            };
+            let upstream = match forward::upstream_request(&parts, &rest, send, &instance, &down, on_upgrade.is_some())
+            {
+                Ok(r) => r,
+                Err(e) => return pages::error(StatusCode::BAD_REQUEST, &format!("cannot forward: {e}"), None, html),
+            };
+            match self.client.request(upstream).await {
+                Ok(resp) => {
+                    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+                        if let Some(client_side) = on_upgrade.take() {
+                            return forward::splice_upgrade(client_side, resp, guard);
+                        }
+                    }
+                    return forward::downstream_response(resp, guard);
+                }
+                Err(e) => {
+                    drop(guard);
+                    if self.container_alive(&instance).await {
+                        let reason = format!("the service did not answer: {e}");
+                        return pages::error(StatusCode::BAD_GATEWAY, &reason, None, html);
+                    }
+                    // Pretend we never had one.
+                    self.activator.forget(&instance).await;
+                    if retried || !replayable {
+                        let reason = "the service's container went away during the request";
+                        return pages::error(StatusCode::BAD_GATEWAY, reason, None, html);
+                    }
+                    retried = true;
+                }
+            }
+        }
+    }
+
+    /// Waits for the instance to start; browsers get "starting…" after a second.
+    async fn activate(&self, start: StartRequest, waits_visibly: bool) -> Result<Arc<Instance>, Response<Body>> {
+        let service = start.service.clone();
+        let result = if waits_visibly {
+            match tokio::time::timeout(self.settings.browser_wait, self.activator.ensure(start)).await {
+                Ok(r) => r,
+                Err(_) => return Err(pages::starting(&service)),
+            }
+        } else {
+            self.activator.ensure(start).await
+        };
+        result.map_err(|e| {
+            let reason = format!("{service} could not be started: {e}");
+            pages::error(e.status(), &reason, e.logs(), waits_visibly)
+        })
+    }
+
+    async fn container_alive(&self, instance: &Instance) -> bool {
+        matches!(self.activator.engine().inspect(&instance.container_id).await, Ok(Some(c)) if c.running)
+    }
+}
+
+/// What an instance's definition is unified with: the environment Substrate
+/// always injects and the parameter values of the viewspec. Derived from the
+/// viewspec alone, so an instance's digest can be recomputed at any time.
+pub fn injection(viewspec: &Viewspec, service: &crate::defs::ServiceDef) -> serde_json::Value {
+    let key = viewspec.canonical();
+    let mut env = serde_json::Map::new();
+    env.insert("SUBSTRATE_URL_PREFIX".into(), format!("/{key}").into());
+    env.insert("SUBSTRATE_VIEWSPEC".into(), key.into());
+    let mut params = serde_json::Map::new();
+    for (name, value) in viewspec.params() {
+        let Some(def) = service.parameters.get(name) else {
+            continue;
+        };
+        if def.kind == crate::defs::ParamType::String {
+            let var = format!("SUBSTRATE_PARAM_{}", name.to_ascii_uppercase().replace('-', "_"));
+            env.insert(var, value.clone().into());
+        }
+        params.insert(name.clone(), serde_json::json!({ "value": value }));
+    }
+    serde_json::json!({ "environment": env, "parameters": params })
+}
