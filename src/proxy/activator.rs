@@ -326,8 +326,14 @@ impl Activator {
             self.drop_record(&req.key).await;
             e
         };
-        let Some(ip) = info.address else {
-            return Err(fail(StartError::Engine("the container has no address on its network".into())).await);
+        let Some(ip) = info.address.filter(|_| info.running) else {
+            // Exited already (an exited container has no address).
+            let code = match self.engine.inspect(&info.id).await {
+                Ok(Some(c)) => c.exit_code,
+                _ => info.exit_code,
+            };
+            let logs = readiness::last_logs(&self.engine, &info.id).await;
+            return Err(fail(StartError::Exited { code, logs }).await);
         };
         let addr = SocketAddr::new(ip, port);
         if let Err(e) = readiness::wait(&self.engine, &info.id, addr, &spec.readiness).await {

@@ -46,6 +46,11 @@ pub struct Daemon {
 impl Daemon {
     /// Starts a daemon on a free port and waits until health answers.
     pub fn start(data: &Path, defs: &Path, namespace: &str) -> Daemon {
+        Daemon::start_with(data, defs, namespace, &[])
+    }
+
+    /// Starts a daemon with extra `serve` flags.
+    pub fn start_with(data: &Path, defs: &Path, namespace: &str, extra: &[&str]) -> Daemon {
         let addr = format!("127.0.0.1:{}", free_port());
         let child = Command::new(bin())
             .args(["serve", "--listen", &addr, "--namespace", namespace])
@@ -53,6 +58,9 @@ impl Daemon {
             .arg(data)
             .arg("--defs")
             .arg(defs)
+            .arg("--build-context")
+            .arg(repo_root())
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -114,4 +122,106 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Builds the example images (echo, notes) once per test process: the
+/// static binaries when missing, then the Docker images from `defs/`.
+pub fn example_images() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let root = repo_root();
+        if !root.join("images/echo/substrate-echo").exists() || !root.join("images/notes/substrate-notes").exists() {
+            let status = Command::new(root.join("images/build-binaries.sh"))
+                .status()
+                .expect("run build-binaries.sh");
+            assert!(status.success(), "images/build-binaries.sh failed");
+        }
+        let out = substrate(&["images", "build", "--defs", root.join("defs").to_str().unwrap()]);
+        assert!(out.status.success(), "substrate images build failed: {}", stderr(&out));
+    });
+}
+
+/// A definitions directory for a test: the project's `substrate.cue`,
+/// `echo.cue` and `notes.cue` plus the test's own files.
+pub fn test_defs(dir: &Path, extra: &[(&str, &str)]) -> PathBuf {
+    let defs = dir.join("defs");
+    std::fs::create_dir_all(&defs).unwrap();
+    for f in ["substrate.cue", "echo.cue", "notes.cue"] {
+        std::fs::copy(repo_root().join("defs").join(f), defs.join(f)).unwrap();
+    }
+    for (name, text) in extra {
+        std::fs::write(defs.join(name), text).unwrap();
+    }
+    defs
+}
+
+/// A Docker namespace for one test; removes its containers and network on drop.
+pub struct Namespace {
+    pub name: String,
+}
+
+impl Namespace {
+    pub fn new(tag: &str) -> Namespace {
+        Namespace {
+            name: unique_namespace(tag),
+        }
+    }
+
+    /// Ids of the namespace's containers (running only, unless `all`).
+    pub fn containers(&self, all: bool) -> Vec<String> {
+        let filter = format!("label=substrate.namespace={}", self.name);
+        let mut args = vec!["ps", "-q", "--no-trunc", "--filter", &filter];
+        if all {
+            args.push("-a");
+        }
+        let out = Command::new("docker").args(&args).output().expect("docker ps");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Polls until `cond` holds on the namespace's running containers.
+    pub fn wait_for(&self, what: &str, timeout: Duration, cond: impl Fn(&[String]) -> bool) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let c = self.containers(false);
+            if cond(&c) {
+                return c;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; containers: {c:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let ids = self.containers(true);
+        if !ids.is_empty() {
+            let _ = Command::new("docker").arg("rm").arg("-f").args(&ids).output();
+        }
+        let _ = Command::new("docker")
+            .args(["network", "rm", &format!("substrate-{}", self.name)])
+            .output();
+    }
+}
+
+pub fn docker(args: &[&str]) -> Output {
+    Command::new("docker").args(args).output().expect("run docker")
+}
+
+/// An HTTP client that does not follow redirects.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
 }
