@@ -128,7 +128,8 @@ impl DataDir {
 
     /// Start-up cleanup: empties `staging/` and removes space and checkpoint
     /// trees that have no record (copies renamed into place just before a
-    /// crash, never acknowledged). Returns what it removed.
+    /// crash, never acknowledged) or whose space was deleted (a crash during
+    /// the deletion). Returns what it removed.
     pub fn recover(&self, store: &Store) -> Result<Vec<PathBuf>, DataDirError> {
         let mut removed = Vec::new();
         let staging = self.staging();
@@ -138,7 +139,8 @@ impl DataDir {
         }
         removed.extend(
             self.remove_orphans(&self.spaces(), |name| match name.parse::<SpaceId>() {
-                Ok(id) => Ok(store.space(&id)?.is_some()),
+                // A deleted space's tree is removed after its record is marked.
+                Ok(id) => Ok(store.space(&id)?.is_some_and(|r| !r.deleted)),
                 Err(_) => Ok(false),
             })?,
         );

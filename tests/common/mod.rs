@@ -51,6 +51,11 @@ impl Daemon {
 
     /// Starts a daemon with extra `serve` flags.
     pub fn start_with(data: &Path, defs: &Path, namespace: &str, extra: &[&str]) -> Daemon {
+        Daemon::start_env(data, defs, namespace, extra, &[])
+    }
+
+    /// Starts a daemon with extra `serve` flags and environment variables.
+    pub fn start_env(data: &Path, defs: &Path, namespace: &str, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let addr = format!("127.0.0.1:{}", free_port());
         let child = Command::new(bin())
             .args(["serve", "--listen", &addr, "--namespace", namespace])
@@ -61,6 +66,7 @@ impl Daemon {
             .arg("--build-context")
             .arg(repo_root())
             .args(extra)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
