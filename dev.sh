@@ -81,24 +81,99 @@ ensure_prereqs() {
   ensure_tools
 }
 
-cmd_up() {
-  ensure_prereqs
+build_release() {
   say "building the release binary"
   cargo build --release --bin substrate
+}
+
+# The example services are static binaries in FROM-scratch images.
+build_example_binaries() {
+  say "building the example service binaries (static)"
+  ./images/build-binaries.sh
+}
+
+cmd_build_images() {
+  ensure_docker
+  build_example_binaries
+  build_release
+  say "building the enabled imagespecs of defs/"
+  ./target/release/substrate images build --defs "$ROOT/defs" "$@"
+}
+
+cmd_up() {
+  ensure_prereqs
+  cmd_build_images
   local bin="$ROOT/target/release/substrate"
   cat >&2 <<MSG
 ==> Substrate on http://127.0.0.1:8080/
+    try:      curl -s http://127.0.0.1:8080/echo/hi
+              http://127.0.0.1:8080/notes/   (in a browser: your own space)
     health:   curl -s http://127.0.0.1:8080/substrate/v1/health
-    admin:    token in .substrate/admin.token
+    admin:    curl -s -H "Authorization: Bearer \$(cat .substrate/admin.token)" http://127.0.0.1:8080/substrate/v1/instances
     inspect:  $bin inspect --data .substrate summary   (after stopping the daemon)
 MSG
-  exec "$bin" serve --listen 127.0.0.1:8080 --defs "$ROOT/defs" --data "$ROOT/.substrate"
+  exec "$bin" serve --listen 127.0.0.1:8080 --defs "$ROOT/defs" --data "$ROOT/.substrate" --build-context "$ROOT"
 }
 
 cmd_test() {
   ensure_prereqs
+  build_example_binaries
   say "cargo test --workspace"
-  cargo test --workspace --no-fail-fast -- --test-threads=4
+  cargo test --workspace --no-fail-fast
+}
+
+cmd_bench() {
+  ensure_prereqs
+  exec ./bench/run.sh "$@"
+}
+
+cmd_crash_test() {
+  local cycles="${1:-20}"
+  ensure_prereqs
+  build_example_binaries
+  say "crash test: $cycles cycles of kill -9"
+  CRASH_CYCLES="$cycles" cargo test --release --test crash_loop -- --ignored --nocapture crash_loop_many
+}
+
+# Installs or refreshes a systemd unit where systemd runs; elsewhere makes a
+# running daemon reload defs/ with SIGHUP.
+cmd_systemd_reload() {
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    build_release
+    local unit=/etc/systemd/system/substrate.service
+    say "writing $unit"
+    as_root tee "$unit" >/dev/null <<UNIT
+[Unit]
+Description=Substrate: web services on demand
+After=network-online.target docker.service
+Wants=docker.service
+
+[Service]
+ExecStart=$ROOT/target/release/substrate serve --defs $ROOT/defs --data /var/lib/substrate --build-context $ROOT
+ExecReload=/bin/kill -HUP \$MAINPID
+Restart=on-failure
+KillMode=process
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+    as_root systemctl daemon-reload
+    as_root systemctl enable substrate.service >/dev/null
+    say "restarting substrate.service"
+    as_root systemctl restart substrate.service
+    systemctl --no-pager --lines=0 status substrate.service || true
+  else
+    local pids
+    pids="$(pgrep -f 'substrate serve' || true)"
+    if [ -z "$pids" ]; then
+      say "systemd is not running here and no substrate daemon is running: start one with ./dev.sh up"
+      exit 1
+    fi
+    for pid in $pids; do
+      say "systemd is not running here: sent SIGHUP to the running daemon (pid $pid) to reload defs/"
+      kill -HUP "$pid"
+    done
+  fi
 }
 
 cmd_fuzz() {
@@ -113,8 +188,10 @@ case "${1:-}" in
   test) shift; cmd_test "$@" ;;
   fuzz) shift; cmd_fuzz "$@" ;;
   prereqs) shift; ensure_prereqs ;;
-  build-images|systemd-reload|bench|crash-test)
-    die "'$1' is not implemented yet; see README.md (What is not done yet)" ;;
+  build-images) shift; ensure_prereqs; cmd_build_images "$@" ;;
+  systemd-reload) shift; cmd_systemd_reload ;;
+  bench) shift; cmd_bench "$@" ;;
+  crash-test) shift; cmd_crash_test "$@" ;;
   *)
     sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
     exit 2 ;;
