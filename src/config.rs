@@ -40,6 +40,9 @@ pub struct ServeArgs {
     /// Request bodies up to this many MiB are buffered for one replay [default: 16]
     #[arg(long, env = "SUBSTRATE_BODY_BUFFER_MIB")]
     pub body_buffer_mib: Option<usize>,
+    /// Spaces made by a redirect and never used are deleted after this [default: 10m]
+    #[arg(long, env = "SUBSTRATE_ABANDONED_SPACE_TTL")]
+    pub abandoned_space_ttl: Option<String>,
     /// Override a `#var` of the definitions: NAME=VALUE (repeatable)
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,
@@ -57,6 +60,7 @@ struct FileConfig {
     idle_timeout: Option<String>,
     build_context: Option<PathBuf>,
     body_buffer_mib: Option<usize>,
+    abandoned_space_ttl: Option<String>,
     #[serde(default)]
     vars: BTreeMap<String, String>,
 }
@@ -73,6 +77,7 @@ pub struct Config {
     pub idle_timeout: Duration,
     pub build_context: PathBuf,
     pub body_buffer_bytes: usize,
+    pub abandoned_space_ttl: Duration,
     pub vars: BTreeMap<String, String>,
 }
 
@@ -88,6 +93,8 @@ pub enum ConfigError {
     Namespace(String),
     #[error("invalid idle timeout {0:?}: expected a duration such as 90s, 15m or 0")]
     IdleTimeout(String),
+    #[error("invalid abandoned space TTL {0:?}: expected a duration such as 10m")]
+    AbandonedTtl(String),
     #[error("invalid --var {0:?}: expected NAME=VALUE")]
     Var(String),
 }
@@ -126,6 +133,12 @@ impl Config {
             .or(file.idle_timeout)
             .unwrap_or_else(|| "15m".into());
         let idle_timeout = parse_duration(&idle).ok_or(ConfigError::IdleTimeout(idle))?;
+        let ttl = args
+            .abandoned_space_ttl
+            .clone()
+            .or(file.abandoned_space_ttl)
+            .unwrap_or_else(|| "10m".into());
+        let abandoned_space_ttl = parse_duration(&ttl).ok_or(ConfigError::AbandonedTtl(ttl))?;
         let defs = args.defs.clone().or(file.defs).unwrap_or_else(|| "defs".into());
         let build_context = args.build_context.clone().or(file.build_context).unwrap_or_else(|| {
             std::fs::canonicalize(&defs)
@@ -147,6 +160,7 @@ impl Config {
             idle_timeout,
             build_context,
             body_buffer_bytes: args.body_buffer_mib.or(file.body_buffer_mib).unwrap_or(16) << 20,
+            abandoned_space_ttl,
             vars,
         })
     }

@@ -130,7 +130,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         engine,
         catalog: catalog.clone(),
         front: front.clone(),
-        spaces,
+        spaces: spaces.clone(),
         token: Arc::from(token),
     });
 
@@ -145,6 +145,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         stop.clone(),
     ));
     tasks.spawn(reload_on_sighup(catalog.clone(), stop.clone()));
+    tasks.spawn(collect_abandoned_spaces(
+        spaces,
+        config.abandoned_space_ttl,
+        stop.clone(),
+    ));
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -231,6 +236,24 @@ async fn restart_changed_on_reload(catalog: Catalog, activator: Arc<Activator>, 
                 let n = activator.stop_changed().await;
                 if n > 0 {
                     tracing::info!(stopped = n, "stopped instances whose definition changed");
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Deletes abandoned spaces (SPEC §5) every quarter of their TTL.
+async fn collect_abandoned_spaces(spaces: Arc<Spaces>, ttl: Duration, mut stop: watch::Receiver<bool>) {
+    if ttl.is_zero() {
+        return;
+    }
+    let mut interval = tokio::time::interval((ttl / 4).max(Duration::from_millis(250)));
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {
+                if let Err(e) = spaces.collect_abandoned(ttl).await {
+                    tracing::warn!(error = %e, "collecting abandoned spaces failed");
                 }
             }
             _ = stop.changed() => return,

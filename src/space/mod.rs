@@ -356,6 +356,29 @@ impl Spaces {
     }
 }
 
+impl Spaces {
+    /// Deletes spaces made by a redirect whose URL was never requested: no
+    /// alias slot uses them, they are still empty and older than `ttl`.
+    /// Spaces created through the API are never collected.
+    pub async fn collect_abandoned(self: &Arc<Self>, ttl: std::time::Duration) -> Result<Vec<SpaceId>, SpaceError> {
+        let cutoff = now_millis().saturating_sub(ttl.as_millis() as u64);
+        let mut collected = Vec::new();
+        for space in self.store.list_spaces()? {
+            let abandoned = space.origin == SpaceOrigin::Redirect
+                && !space.deleted
+                && space.created_at <= cutoff
+                && self.store.uses_of(&space.id)?.is_empty()
+                && std::fs::read_dir(self.tree(&space.id)).is_ok_and(|mut d| d.next().is_none());
+            if abandoned {
+                self.delete(&space.id).await?;
+                tracing::info!(space = %space.id, "collected an abandoned space");
+                collected.push(space.id);
+            }
+        }
+        Ok(collected)
+    }
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, SpaceError> + Send + 'static,
 ) -> Result<T, SpaceError> {
