@@ -28,6 +28,7 @@ use crate::admin::{self, AdminState};
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::datadir::DataDir;
+use crate::metrics::{self, StateLabels, StatusLabels, METRICS};
 use crate::proxy::activator::{Activator, ActivatorSettings};
 use crate::proxy::{params, reaper, FrontDoor, FrontDoorSettings};
 use crate::runtime::DockerEngine;
@@ -73,6 +74,7 @@ pub fn in_use_message(data: &DataDir) -> String {
 struct Router {
     admin: axum::Router,
     front: Arc<FrontDoor>,
+    store: Store,
 }
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -155,7 +157,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(listen = %listener.local_addr()?, data = %data.root().display(), namespace = %config.namespace, "serving");
-    serve(listener, Router { admin, front }).await;
+    serve(
+        listener,
+        Router {
+            admin,
+            front,
+            store: store.clone(),
+        },
+    )
+    .await;
 
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
@@ -223,7 +233,39 @@ async fn dispatch(router: Router, req: Request<Body>, peer: SocketAddr) -> Respo
             Err(never) => match never {},
         };
     }
-    router.front.handle(req, peer).await
+    if req.uri().path() == "/metrics" {
+        return metrics_response(&router).await;
+    }
+    let resp = router.front.handle(req, peer).await;
+    METRICS
+        .requests
+        .get_or_create(&StatusLabels {
+            class: metrics::status_class(resp.status().as_u16()),
+        })
+        .inc();
+    resp
+}
+
+/// `GET /metrics`, with state gauges refreshed first.
+async fn metrics_response(router: &Router) -> Response<Body> {
+    let activator = &router.front.activator;
+    METRICS
+        .instances
+        .get_or_create(&StateLabels { state: "ready" })
+        .set(activator.instances().len() as i64);
+    METRICS
+        .instances
+        .get_or_create(&StateLabels { state: "starting" })
+        .set(activator.starting().len() as i64);
+    METRICS
+        .spaces
+        .set(router.store.count(crate::store::Tree::Spaces) as i64);
+    let mut resp = Response::new(Body::from(metrics::render()));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    resp
 }
 
 /// After each successful reload, stops instances whose definition changed.

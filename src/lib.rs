@@ -28,6 +28,7 @@ pub mod ids;
 pub mod images;
 pub mod inspect;
 pub mod lineage;
+pub mod metrics;
 pub mod proxy;
 pub mod runtime;
 pub mod space;

@@ -35,6 +35,22 @@ async fn first_request_starts_a_container_and_the_second_reuses_it() {
     let running = ns.containers(false);
     assert_eq!(running.len(), 1, "{running:?}");
     assert!(running[0].starts_with(first["hostname"].as_str().unwrap()));
+
+    let metrics = client
+        .get(daemon.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("substrate_cold_start_seconds_count 1"), "{metrics}");
+    assert!(
+        metrics.contains("substrate_requests_total{class=\"2xx\"} 2"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("substrate_instances{state=\"ready\"} 1"), "{metrics}");
+    assert!(metrics.contains("substrate_proxy_latency_seconds_count 2"), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -346,6 +346,9 @@ impl Activator {
         if let Err(e) = self.put_record(&req.key, &record).await {
             return Err(fail(e).await);
         }
+        crate::metrics::METRICS
+            .cold_start
+            .observe(began.elapsed().as_secs_f64());
         tracing::info!(instance = %req.key, container = %info.name, %addr, ms = began.elapsed().as_millis() as u64, "instance ready");
         Ok(Arc::new(Instance {
             key: req.key,

@@ -32,6 +32,7 @@ use http::{header, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 
 use crate::catalog::Catalog;
+use crate::metrics::{KindLabels, METRICS};
 use crate::runtime::Engine;
 use crate::viewspec::{split_path, PathSplit, Viewspec};
 use activator::{Activator, ActivityGuard, Instance, StartRequest};
@@ -260,8 +261,10 @@ impl FrontDoor {
                 Ok(r) => r,
                 Err(e) => return pages::error(StatusCode::BAD_REQUEST, &format!("cannot forward: {e}"), None, html),
             };
+            let sent = std::time::Instant::now();
             match self.client.request(upstream).await {
                 Ok(resp) => {
+                    METRICS.proxy_latency.observe(sent.elapsed().as_secs_f64());
                     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
                         if let Some(client_side) = on_upgrade.take() {
                             return forward::splice_upgrade(client_side, resp, guard);
@@ -271,6 +274,7 @@ impl FrontDoor {
                 }
                 Err(e) => {
                     drop(guard);
+                    METRICS.errors.get_or_create(&KindLabels { kind: "upstream" }).inc();
                     if self.container_alive(&instance).await {
                         let reason = format!("the service did not answer: {e}");
                         return pages::error(StatusCode::BAD_GATEWAY, &reason, None, html);
@@ -299,6 +303,7 @@ impl FrontDoor {
             self.activator.ensure(start).await
         };
         result.map_err(|e| {
+            METRICS.errors.get_or_create(&KindLabels { kind: "start" }).inc();
             let reason = format!("{service} could not be started: {e}");
             pages::error(e.status(), &reason, e.logs(), waits_visibly)
         })

@@ -221,7 +221,15 @@ impl Spaces {
         };
         std::fs::create_dir_all(&staged).map_err(io)?;
         match copy::copy_tree(source_tree, &staged.join("tree"), self.method) {
-            Ok(stats) => Ok((staged, stats)),
+            Ok(stats) => {
+                use crate::metrics::{method_label, MethodLabels, METRICS};
+                let labels = MethodLabels {
+                    method: method_label(self.method),
+                };
+                METRICS.copies.get_or_create(&labels).inc();
+                METRICS.copy_bytes.get_or_create(&labels).inc_by(stats.bytes);
+                Ok((staged, stats))
+            }
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&staged);
                 Err(io(e))
