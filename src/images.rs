@@ -28,10 +28,7 @@ pub async fn build_enabled(defs_dir: &Path, context: Option<&Path>, names: &[Str
             anyhow::bail!("no imagespec named {n:?} in {}", defs_dir.display());
         }
     }
-    let engine = DockerEngine::connect("default")
-        .map_err(anyhow::Error::msg)?
-        .negotiate()
-        .await;
+    let engine = DockerEngine::new("default");
     let mut built = Vec::new();
     for (name, spec) in &defs.imagespecs {
         let enabled = defs.services.get(name).is_some_and(|s| s.enabled);

@@ -192,7 +192,8 @@ fn verify_lists_each_problem_and_exits_1() {
 fn every_command_exits_2_while_a_daemon_holds_the_database() {
     let tmp = tempfile::tempdir().unwrap();
     let p = populate(tmp.path());
-    let daemon = Daemon::start(tmp.path(), &tmp.path().join("defs"), &unique_namespace("inspect"));
+    let defs = test_defs(tmp.path(), &[]);
+    let daemon = Daemon::start(tmp.path(), &defs, &unique_namespace("inspect"));
     let pid = daemon.child.id();
     for args in [
         vec!["summary"],

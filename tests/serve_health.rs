@@ -12,13 +12,15 @@ use common::*;
 async fn health_reports_docker_ok_and_sigterm_stops_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let mut daemon = Daemon::start(&data, &tmp.path().join("defs"), &unique_namespace("health"));
+    let defs = test_defs(tmp.path(), &[]);
+    let mut daemon = Daemon::start(&data, &defs, &unique_namespace("health"));
 
     let resp = reqwest::get(daemon.url("/substrate/v1/health")).await.unwrap();
     assert_eq!(resp.status(), 200);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["docker"], "ok", "health: {body}");
     assert_eq!(body["store"], "ok", "health: {body}");
+    assert_eq!(body["defs"], "ok", "health: {body}");
     assert_eq!(body["status"], "ok", "health: {body}");
 
     let mode = std::fs::metadata(data.join("admin.token"))
@@ -42,12 +44,12 @@ async fn health_reports_docker_ok_and_sigterm_stops_cleanly() {
 
     // The token survives restarts.
     let token = std::fs::read_to_string(data.join("admin.token")).unwrap();
-    let daemon = Daemon::start(&data, &tmp.path().join("defs"), &unique_namespace("health"));
+    let daemon = Daemon::start(&data, &defs, &unique_namespace("health"));
     assert_eq!(daemon.token(), token.trim());
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn health_says_why_docker_is_unavailable() {
+async fn docker_down_is_reported_by_health_and_the_front_door() {
     let tmp = tempfile::tempdir().unwrap();
     let addr = format!("127.0.0.1:{}", {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -56,7 +58,9 @@ async fn health_says_why_docker_is_unavailable() {
     let mut child = std::process::Command::new(bin())
         .args(["serve", "--listen", &addr, "--namespace", "t-nodocker"])
         .arg("--data")
-        .arg(tmp.path())
+        .arg(tmp.path().join("data"))
+        .arg("--defs")
+        .arg(test_defs(tmp.path(), &[]))
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -70,10 +74,16 @@ async fn health_says_why_docker_is_unavailable() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The front door says so too, instead of hanging.
+    let resp = reqwest::get(format!("http://{addr}/echo/")).await.unwrap();
+    let status = resp.status();
+    let page = resp.text().await.unwrap();
     let _ = child.kill();
     let _ = child.wait();
     let body = body.expect("daemon never answered");
     let docker = body["docker"].as_str().unwrap();
     assert!(docker.starts_with("unavailable: "), "{body}");
     assert_eq!(body["status"], "degraded");
+    assert_eq!(status, 503, "{page}");
+    assert!(page.contains("the Docker Engine is unavailable"), "{page}");
 }

@@ -32,6 +32,10 @@ type EnvId = usize;
 /// an error rather than exhausting the stack.
 const MAX_EVAL_DEPTH: usize = 1200;
 
+/// Most vertices one evaluation may create (guards exponential sharing);
+/// 200 realistic service files need fewer than 60 000.
+const MAX_VERTICES: usize = 500_000;
+
 /// Longest string a computation may build (guards `a + a` doubling).
 const MAX_STRING: usize = 1 << 24;
 
@@ -44,6 +48,9 @@ struct Conj<'a> {
     expr: &'a Expr,
     env: EnvId,
     closed: Option<u32>,
+    /// From an optional field or a pattern: recursion through it is
+    /// bounded by the data, so it is not a structural cycle.
+    opt: bool,
 }
 
 #[derive(Clone)]
@@ -119,16 +126,27 @@ struct Vertex<'a> {
     dirty: bool,
     is_struct: bool,
     struct_pos: Option<Pos>,
+    /// List literals expanded here: (length, open, position); elements are
+    /// arcs labelled "0", "1", …
+    lists: Vec<(usize, bool, Pos)>,
+    /// `...T` of open list literals: (length of that literal, conjunct).
+    tails: Vec<(usize, Conj<'a>)>,
+    /// Number of the parent's tails already applied to this arc.
+    tails_applied: usize,
     acc: Option<(Value, Pos)>,
     disjs: Vec<Conj<'a>>,
     errors: Vec<CueError>,
-    expanded: HashSet<VId>,
+    /// Vertices whose conjuncts were copied here (small: a Vec is faster).
+    expanded: Vec<VId>,
     groups: Vec<Group>,
     /// Every leaf conjunct expanded here (references replaced by what they
     /// refer to), except comprehension output: the input for re-evaluating
     /// this vertex once per disjunction alternative.
     flat: Vec<Conj<'a>>,
     expanding_extra: bool,
+    /// Reference expressions expanded here; the same reference expanded
+    /// again below is a structural cycle (`#A: {a: #A}`).
+    refs: Vec<*const Expr>,
     /// Field order of each struct literal expanded here, for output order.
     orders: Vec<Vec<VId>>,
     value: Option<Value>,
@@ -143,15 +161,22 @@ pub struct Evaluator<'a> {
     depth: usize,
     next_origin: u32,
     root_env: EnvId,
+    /// Closedness of the conjunct whose expression is being evaluated, for
+    /// struct and list literals evaluated as values (list elements inside a
+    /// definition are closed too).
+    closing: Option<u32>,
 }
 
 pub const ROOT: VId = 0;
 
 impl<'a> Evaluator<'a> {
     /// Sets up the package made of `files`; nothing is evaluated yet.
-    pub fn new(parsed: &'a [File], files: &'a Files) -> Self {
+    pub fn new<I>(parsed: I, files: &'a Files) -> Self
+    where
+        I: IntoIterator<Item = &'a File> + Clone,
+    {
         let mut names = HashSet::new();
-        for f in parsed {
+        for f in parsed.clone() {
             if let ExprKind::Struct(decls) = &f.body.kind {
                 for d in decls {
                     if let Decl::Field(Field {
@@ -171,6 +196,7 @@ impl<'a> Evaluator<'a> {
             depth: 0,
             next_origin: 0,
             root_env: 0,
+            closing: None,
         };
         ev.vs.push(Vertex {
             is_arc: true,
@@ -185,10 +211,27 @@ impl<'a> Evaluator<'a> {
                     expr: &f.body,
                     env,
                     closed: None,
+                    opt: false,
                 },
             );
         }
         ev
+    }
+
+    /// Adds one more file to the package after evaluation started (its
+    /// top-level fields must already exist, e.g. `services`); vertices that
+    /// receive its conjuncts are re-evaluated.
+    pub fn add_file(&mut self, f: &'a File) {
+        let env = self.root_env;
+        self.add_conj(
+            ROOT,
+            Conj {
+                expr: &f.body,
+                env,
+                closed: None,
+                opt: false,
+            },
+        );
     }
 
     fn new_env(&mut self, parent: Option<EnvId>, kind: EnvKind<'a>) -> EnvId {
@@ -302,6 +345,7 @@ impl<'a> Evaluator<'a> {
                 self.vs[v].expanding_extra = false;
             }
             self.apply_patterns(v);
+            self.apply_tails(v);
             if self.vs[v].comps_done < self.vs[v].comps.len() {
                 let i = self.vs[v].comps_done;
                 self.vs[v].comps_done += 1;
@@ -336,8 +380,22 @@ impl<'a> Evaluator<'a> {
                 self.record_leaf(v, c);
                 self.add_struct(v, decls, c)
             }
+            ExprKind::List { elems, tail } => {
+                self.record_leaf(v, c);
+                self.add_list(v, elems, tail.as_deref(), c)
+            }
             ExprKind::Ident(_) | ExprKind::Select(..) | ExprKind::Index(..) => match self.resolve(c.expr, c.env, v) {
-                Ok(Target::Vertex(w)) => self.expand_ref(v, w, c),
+                Ok(Target::Vertex(w)) => {
+                    let key: *const Expr = c.expr;
+                    if !c.opt && self.ancestor_expanded(v, key) {
+                        let m = self.prefixed(v, "structural cycle");
+                        let e = self.err(c.expr.pos, m);
+                        self.vs[v].errors.push(e);
+                    } else {
+                        self.vs[v].refs.push(key);
+                        self.expand_ref(v, w, c)
+                    }
+                }
                 Ok(Target::Value(val)) => {
                     self.record_leaf(v, c);
                     self.accumulate(v, val, c.expr.pos)
@@ -350,7 +408,9 @@ impl<'a> Evaluator<'a> {
             }
             _ => {
                 self.record_leaf(v, c);
+                let saved = std::mem::replace(&mut self.closing, c.closed);
                 let val = self.eval_expr(c.expr, c.env, v);
+                self.closing = saved;
                 self.accumulate(v, val, c.expr.pos);
             }
         }
@@ -361,6 +421,17 @@ impl<'a> Evaluator<'a> {
         if !self.vs[v].expanding_extra {
             self.vs[v].flat.push(c);
         }
+    }
+
+    fn ancestor_expanded(&self, v: VId, key: *const Expr) -> bool {
+        let mut cur = self.vs[v].parent;
+        while let Some(c) = cur {
+            if self.vs[c].refs.contains(&key) {
+                return true;
+            }
+            cur = self.vs[c].parent;
+        }
+        false
     }
 
     fn is_ancestor(&self, a: VId, v: VId) -> bool {
@@ -386,9 +457,10 @@ impl<'a> Evaluator<'a> {
             }
             return;
         }
-        if !self.vs[v].expanded.insert(w) {
+        if self.vs[v].expanded.contains(&w) {
             return;
         }
+        self.vs[v].expanded.push(w);
         if let Some(p) = self.vs[w].parent {
             self.shape(p);
         }
@@ -473,6 +545,7 @@ impl<'a> Evaluator<'a> {
                     expr: value,
                     env,
                     closed: None,
+                    opt: false,
                 });
                 self.vs[l].dirty = true;
                 lets.push((name.as_str(), l));
@@ -541,6 +614,7 @@ impl<'a> Evaluator<'a> {
                             expr: &f.value,
                             env,
                             closed,
+                            opt: f.optional,
                         },
                     );
                 }
@@ -571,7 +645,8 @@ impl<'a> Evaluator<'a> {
     /// broken by the position inside a literal, then by first appearance.
     fn ordered_arcs(&self, v: VId) -> Vec<VId> {
         let vx = &self.vs[v];
-        if vx.orders.is_empty() {
+        // common case: one literal declared every field, in creation order
+        if vx.orders.is_empty() || (vx.orders.len() == 1 && vx.orders[0] == vx.arcs) {
             return vx.arcs.clone();
         }
         let idx: HashMap<VId, usize> = vx.arcs.iter().enumerate().map(|(i, a)| (*a, i)).collect();
@@ -612,6 +687,46 @@ impl<'a> Evaluator<'a> {
             }
         }
         out
+    }
+
+    /// A list literal in conjunct position: its elements become arcs so
+    /// that they unify element-wise with other lists lazily (an element may
+    /// refer to a sibling field another list fills in).
+    fn add_list(&mut self, v: VId, elems: &'a [Expr], tail: Option<&'a Expr>, c: Conj<'a>) {
+        self.vs[v].lists.push((elems.len(), tail.is_some(), c.expr.pos));
+        for (i, e) in elems.iter().enumerate() {
+            let a = self.arc(v, &i.to_string(), e.pos);
+            self.vs[a].required = true;
+            self.add_conj(a, Conj { expr: e, ..c });
+        }
+        if let Some(t) = tail {
+            self.vs[v].tails.push((elems.len(), Conj { expr: t, ..c }));
+        }
+        self.vs[v].dirty = true;
+    }
+
+    fn apply_tails(&mut self, v: VId) {
+        let nt = self.vs[v].tails.len();
+        if nt == 0 {
+            return;
+        }
+        let arcs = self.vs[v].arcs.clone();
+        for a in arcs {
+            let from = self.vs[a].tails_applied;
+            if from == nt {
+                continue;
+            }
+            self.vs[a].tails_applied = nt;
+            let Ok(idx) = self.vs[a].label.parse::<usize>() else {
+                continue;
+            };
+            for ti in from..nt {
+                let (len, conj) = self.vs[v].tails[ti];
+                if idx >= len {
+                    self.add_conj(a, Conj { opt: true, ..conj });
+                }
+            }
+        }
     }
 
     fn pattern_matches(&mut self, v: VId, pi: usize, label: &str) -> Result<bool, CueError> {
@@ -664,6 +779,7 @@ impl<'a> Evaluator<'a> {
                                 expr: value,
                                 env,
                                 closed,
+                                opt: true,
                             },
                         );
                     }
@@ -680,6 +796,7 @@ impl<'a> Evaluator<'a> {
                 expr: body,
                 env,
                 closed,
+                opt: false,
             });
             self.vs[v].dirty = true;
             return;
@@ -742,6 +859,14 @@ impl<'a> Evaluator<'a> {
             Target::Vertex(w) => {
                 self.shape(w);
                 let wx = &self.vs[w];
+                if !wx.lists.is_empty() && wx.disjs.is_empty() && wx.acc.is_none() && wx.errors.is_empty() {
+                    let arcs = wx.arcs.clone();
+                    return Ok(arcs
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, a)| (Value::Int(i as i64), Target::Vertex(a)))
+                        .collect());
+                }
                 if wx.is_struct && wx.disjs.is_empty() && wx.acc.is_none() && wx.errors.is_empty() {
                     let arcs = wx.arcs.clone();
                     return Ok(arcs
@@ -790,6 +915,9 @@ impl<'a> Evaluator<'a> {
             let m = self.prefixed(v, "cycle in references");
             return self.bottom(pos, m);
         }
+        if self.vs.len() > MAX_VERTICES {
+            return self.bottom(pos, format!("evaluation too large (more than {MAX_VERTICES} values)"));
+        }
         if let Err(e) = self.enter(pos) {
             return Value::Bottom(Rc::new(e));
         }
@@ -806,11 +934,30 @@ impl<'a> Evaluator<'a> {
         if let Some(e) = self.vs[v].errors.first() {
             return Value::Bottom(Rc::new(e.clone()));
         }
+        if !self.vs[v].lists.is_empty() {
+            if self.vs[v].is_struct {
+                let (lp, sp) = (self.vs[v].lists[0].2, self.vs[v].struct_pos.unwrap_or_default());
+                let m = format!(
+                    "{} ({})",
+                    self.prefixed(v, "conflicting values list and struct"),
+                    self.files.at(sp)
+                );
+                return self.bottom(lp, m);
+            }
+            return self.compute_list(v);
+        }
         let mut result = if self.vs[v].is_struct {
             let arcs = self.ordered_arcs(v);
             let mut fields = Vec::with_capacity(arcs.len());
             for a in arcs {
-                let mut value = self.materialize(a);
+                // optional fields are constraints only: not evaluated (CUE
+                // does not report their errors, and recursive definitions
+                // like `#List: {next?: #List}` stay finite)
+                let mut value = if self.vs[a].required || self.vs[a].is_def {
+                    self.materialize(a)
+                } else {
+                    Value::Top
+                };
                 let label = self.vs[a].label.clone();
                 let apos = self.vs[a].pos.unwrap_or_default();
                 if !self.vs[a].is_def {
@@ -847,7 +994,9 @@ impl<'a> Evaluator<'a> {
             return self.split_disjunction(v, *d);
         }
         for c in disjs {
+            let saved = std::mem::replace(&mut self.closing, c.closed);
             let d = self.eval_expr(c.expr, c.env, v);
+            self.closing = saved;
             if let Value::Bottom(_) = d {
                 return d;
             }
@@ -858,6 +1007,75 @@ impl<'a> Evaluator<'a> {
                 Err(m) => {
                     let other = self.vs[v].acc.as_ref().map(|x| x.1).unwrap_or(spos);
                     let msg = format!("{} ({})", self.prefixed(v, &m), self.files.at(other));
+                    return self.bottom(c.expr.pos, msg);
+                }
+            };
+        }
+        result
+    }
+
+    fn compute_list(&mut self, v: VId) -> Value {
+        let n = self.vs[v].arcs.len();
+        for &(len, open, pos) in &self.vs[v].lists {
+            if (!open && len != n) || (open && len > n) {
+                let longest = self.vs[v].lists.iter().map(|l| l.0).max().unwrap_or(0);
+                let m = format!("incompatible list lengths ({len} and {longest})");
+                let m = self.prefixed(v, &m);
+                return self.bottom(pos, m);
+            }
+        }
+        let arcs = self.vs[v].arcs.clone();
+        let mut elems = Vec::with_capacity(n);
+        for a in arcs {
+            let e = self.materialize(a);
+            if let Value::Bottom(_) = e {
+                return e;
+            }
+            elems.push(e);
+        }
+        let all_open = self.vs[v].lists.iter().all(|l| l.1);
+        let tail = if all_open {
+            let tails = self.vs[v].tails.clone();
+            let mut t = Value::Top;
+            for (_, c) in tails {
+                let saved = std::mem::replace(&mut self.closing, c.closed);
+                let tv = self.temp(c.expr, c.env, v, String::new());
+                self.closing = saved;
+                t = match unify(&t, &tv) {
+                    Ok(x) => x,
+                    Err(m) => {
+                        let m = self.prefixed(v, &m);
+                        return self.bottom(c.expr.pos, m);
+                    }
+                };
+            }
+            Some(t)
+        } else {
+            None
+        };
+        let mut result = Value::List(Rc::new(ListV { elems, tail }));
+        let lpos = self.vs[v].lists[0].2;
+        if let Some((a, apos)) = self.vs[v].acc.clone() {
+            result = match unify(&result, &a) {
+                Ok(r) => r,
+                Err(m) => {
+                    let msg = format!("{} ({})", self.prefixed(v, &m), self.files.at(lpos));
+                    return self.bottom(apos, msg);
+                }
+            };
+        }
+        let disjs = self.vs[v].disjs.clone();
+        if let Some(d) = disjs.iter().find(|d| needs_vertices(d.expr)) {
+            return self.split_disjunction(v, *d);
+        }
+        for c in disjs {
+            let saved = std::mem::replace(&mut self.closing, c.closed);
+            let d = self.eval_expr(c.expr, c.env, v);
+            self.closing = saved;
+            result = match unify(&result, &d) {
+                Ok(r) => r,
+                Err(m) => {
+                    let msg = format!("{} ({})", self.prefixed(v, &m), self.files.at(lpos));
                     return self.bottom(c.expr.pos, msg);
                 }
             };
@@ -877,11 +1095,14 @@ impl<'a> Evaluator<'a> {
         let mut vals = Vec::with_capacity(alts.len());
         for (alt, dflt) in alts {
             let t = self.new_vertex(parent, label.clone(), alt.pos);
+            // the alternative goes last: fields of the other conjuncts come
+            // first in the output, as in `cue export`
             for c in &flat {
-                let same = std::ptr::eq(c.expr, d.expr) && c.env == d.env;
-                let c = if same { Conj { expr: alt, ..d } } else { *c };
-                self.add_conj(t, c);
+                if !(std::ptr::eq(c.expr, d.expr) && c.env == d.env) {
+                    self.add_conj(t, *c);
+                }
             }
+            self.add_conj(t, Conj { expr: alt, ..d });
             let val = self.materialize(t);
             vals.push((val, dflt));
         }
@@ -930,6 +1151,19 @@ impl<'a> Evaluator<'a> {
                 match self.eval_expr(idx, env, cur).default() {
                     Value::Str(s) => self.select(t, &s, e.pos),
                     Value::Int(i) => {
+                        if let Target::Vertex(w) = t {
+                            self.shape(w);
+                            let wx = &self.vs[w];
+                            if !wx.lists.is_empty() && wx.disjs.is_empty() && wx.acc.is_none() {
+                                return match wx.arc_index.get(&i.to_string()) {
+                                    Some(&a) if i >= 0 => Ok(Target::Vertex(a)),
+                                    _ => Err(self.err(
+                                        idx.pos,
+                                        format!("index {i} out of range (list of length {})", wx.arcs.len()),
+                                    )),
+                                };
+                            }
+                        }
                         let val = self.target_value(t).default();
                         match val {
                             Value::List(l) => {
@@ -1050,12 +1284,17 @@ impl<'a> Evaluator<'a> {
 
     fn temp(&mut self, e: &'a Expr, env: EnvId, cur: VId, label: String) -> Value {
         let d = self.new_vertex(cur, label, e.pos);
+        let closed = self.closing.map(|_| {
+            self.next_origin += 1;
+            self.next_origin
+        });
         self.add_conj(
             d,
             Conj {
                 expr: e,
                 env,
-                closed: None,
+                closed,
+                opt: false,
             },
         );
         self.materialize(d)

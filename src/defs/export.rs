@@ -134,7 +134,20 @@ pub fn to_json_string(v: &serde_json::Value) -> String {
     if v.serialize(&mut ser).is_err() {
         return "null\n".into();
     }
-    let mut s = String::from_utf8(buf).unwrap_or_default();
-    s.push('\n');
-    s
+    let s = String::from_utf8(buf).unwrap_or_default();
+    // Go's encoding/json (used by cue) escapes these even inside strings;
+    // outside strings they cannot occur in JSON text
+    let mut out = String::with_capacity(s.len() + 1);
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out.push('\n');
+    out
 }

@@ -26,6 +26,29 @@
 //! - [`Defs::resolve`]: template ∧ injected values → concrete [`InstanceSpec`];
 //!   [`InstanceSpec::digest`] is a stable sha256 of its canonical JSON.
 //!
+//! Semantics worth knowing (checked against `cue export` v0.4 by
+//! `tests/cue_differential.rs`):
+//! - output key order is CUE's: a topological merge of the field orders of
+//!   all struct literals that declared the fields;
+//! - optional fields are constraints only and are not evaluated, so errors
+//!   inside them are not reported (as in CUE); definitions are evaluated and
+//!   their conflicts reported, their incomplete values are not;
+//! - floats are binary `f64` rounded to 15 significant digits after
+//!   arithmetic (CUE uses decimals); printed in Rust notation (`1500.0`
+//!   where cue prints `1.5E+3`);
+//! - integers are 64-bit; overflow is an "is not supported" error.
+//!
+//! Outside the subset, and reported as "… is not supported by Substrate's
+//! CUE subset" with a position: embeddings, aliases (`X=`), hidden fields
+//! (`_x`), builtins and calls, imports, attributes, list comprehensions,
+//! slices, `_|_`, regular expressions (`=~`), bytes, `/* */` comments,
+//! number multipliers (`1Ki`), list arithmetic, integers beyond 64 bits.
+//!
+//! Known gaps: a disjunction whose alternatives are lists is evaluated as
+//! values (elements do not see fields filled in by other conjuncts);
+//! comprehensions are run once per struct in source order, so one that
+//! reads fields produced by a *later* comprehension sees them missing.
+//!
 //! Every entry point evaluates on a helper thread with a large stack: the
 //! evaluator recurses (bounded by depth limits that turn adversarial nesting
 //! into errors), and callers may be on small-stack threads.
@@ -45,6 +68,7 @@ use std::path::{Path, PathBuf};
 pub use error::{CueError, Pos};
 pub use export::to_json_string;
 pub use load::load_dir;
+pub use service::parse_duration;
 pub use service::{
     Defs, ImageBuild, ImageSpec, InstanceSpec, Mount, ParamType, Parameter, ParameterDef, Readiness, ResolveError,
     Resources, ServiceDef,
@@ -118,7 +142,7 @@ pub fn eval_sources(sources: &[(String, String)]) -> Result<serde_json::Value, V
             names: sources.iter().map(|s| s.0.clone()).collect(),
         };
         let parsed = parse_all(sources, &files, None)?;
-        let mut ev = eval::Evaluator::new(&parsed, &files);
+        let mut ev = eval::Evaluator::new(parsed.iter(), &files);
         let v = ev.materialize(eval::ROOT);
         export::export(&v, &files, Mode::Strict)
     })
@@ -188,11 +212,22 @@ pub fn eval_str_lenient(src: &str) -> Result<serde_json::Value, Vec<CueError>> {
             names: vec!["input.cue".into()],
         };
         let parsed = parse_all(&sources, &files, None)?;
-        let mut ev = eval::Evaluator::new(&parsed, &files);
+        let mut ev = eval::Evaluator::new(parsed.iter(), &files);
         let v = ev.materialize(eval::ROOT);
         let _ = value::to_cue(&v);
         export::export(&v, &files, Mode::Lenient)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn defs_can_be_shared_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<super::Defs>();
+        send_sync::<super::InstanceSpec>();
+        send_sync::<super::CueError>();
+    }
 }
 
 /// Value-level helpers for property tests: parse one expression, evaluate
@@ -212,7 +247,7 @@ pub mod testing {
                 names: vec!["expr.cue".into()],
             };
             let parsed = parse_all(&[("expr.cue".into(), src.clone())], &files, None)?;
-            let mut ev = eval::Evaluator::new(&parsed, &files);
+            let mut ev = eval::Evaluator::new(parsed.iter(), &files);
             match ev.materialize(eval::ROOT) {
                 value::Value::Struct(s) => match s.fields.first() {
                     Some(f) => Ok(TestValue(f.value.clone())),

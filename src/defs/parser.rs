@@ -172,7 +172,15 @@ impl Parser<'_> {
         {
             return self.field();
         }
-        match self.peek().clone() {
+        if matches!(self.peek(), Tok::Ident(_)) && self.peek_at(1) == &Tok::P("=") {
+            return Err(self.err(pos, unsupported("an alias (X=…)")));
+        }
+        // clone only cheap tokens: identifiers and strings go to `field`
+        let head = match self.peek() {
+            t @ (Tok::Import | Tok::Package | Tok::Let | Tok::For | Tok::If | Tok::P(_)) => t.clone(),
+            _ => Tok::Eof,
+        };
+        match head {
             Tok::Import => Err(self.err(pos, unsupported("import"))),
             Tok::Package => Err(self.err(pos, "package clause must be the first declaration")),
             Tok::Let => {
@@ -510,7 +518,11 @@ impl Parser<'_> {
             if chain > 10_000 {
                 return Err(self.err(self.pos(), "expression too long"));
             }
-            match self.peek().clone() {
+            let next = match self.peek() {
+                Tok::P(p) => *p,
+                _ => return Ok(e),
+            };
+            match Tok::P(next) {
                 Tok::P(".") => {
                     self.i += 1;
                     let name = match self.next() {

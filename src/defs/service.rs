@@ -178,7 +178,11 @@ impl Defs {
         };
         let parsed = parse_all(&sources, &files, Some(PACKAGE))?;
         check_vars(&parsed)?;
-        let mut ev = Evaluator::new(&parsed, &files);
+        // one evaluator for both passes; the template file is added after
+        // the root is exported
+        let mut files2 = files.clone();
+        files2.names.push("<template>".into());
+        let mut ev = Evaluator::new(parsed.iter(), &files2);
         let root = ev.materialize(ROOT);
         let json = export(&root, &files, Mode::Strict)?;
         let vars = match ev.field(ROOT, "#var") {
@@ -250,15 +254,12 @@ impl Defs {
             synth.push_str(&format!("    {}: instances: {}: {{}}\n", quote(n), quote(TEMPLATE_KEY)));
         }
         synth.push_str("}\n");
-        let mut files2 = files.clone();
-        files2.names.push("<template>".into());
         let tfile = parser::parse_file(&synth, (files2.names.len() - 1) as u32, &files2).map_err(|e| vec![e])?;
-        let mut all = parsed.clone();
-        all.push(tfile);
-        let mut ev2 = Evaluator::new(&all, &files2);
+        ev.add_file(&tfile);
+        let ev2 = &mut ev;
         let mut services = BTreeMap::new();
         for name in &names {
-            let Some(v) = path_vertex(&mut ev2, &["services", name, "instances", TEMPLATE_KEY]) else {
+            let Some(v) = path_vertex(ev2, &["services", name, "instances", TEMPLATE_KEY]) else {
                 continue;
             };
             let val = ev2.materialize(v);
@@ -371,9 +372,7 @@ impl Defs {
             files.names.push("<injected>".into());
             let f = parser::parse_file(&synth, (files.names.len() - 1) as u32, &files)
                 .map_err(|e| ResolveError::Cue(vec![e]))?;
-            let mut all = self.parsed.clone();
-            all.push(f);
-            let mut ev = Evaluator::new(&all, &files);
+            let mut ev = Evaluator::new(self.parsed.iter().chain(std::iter::once(&f)), &files);
             let v = path_vertex(&mut ev, &["services", service, "instances", instance_key])
                 .ok_or_else(|| ResolveError::Invalid("instance not found".into()))?;
             let val = ev.materialize(v);

@@ -520,6 +520,8 @@ impl Activator {
                 continue;
             };
             claimed.insert(c.id.clone());
+            // A crash during a checkpoint can leave it paused.
+            let _ = self.engine.unpause(&c.id).await;
             let injected = match (
                 crate::viewspec::Viewspec::parse(&key),
                 defs.services.get(&record.service),

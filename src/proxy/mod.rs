@@ -323,13 +323,12 @@ pub fn injection(viewspec: &Viewspec, service: &crate::defs::ServiceDef) -> serd
     env.insert("SUBSTRATE_URL_PREFIX".into(), format!("/{key}").into());
     env.insert("SUBSTRATE_VIEWSPEC".into(), key.into());
     let mut params = serde_json::Map::new();
-    for (name, value) in viewspec.params() {
-        let Some(def) = service.parameters.get(name) else {
-            continue;
-        };
+    // Every declared parameter gets a value: "" when the URL has none.
+    for (name, def) in &service.parameters {
+        let value = viewspec.param(name).unwrap_or_default();
         if def.kind == crate::defs::ParamType::String {
             let var = format!("SUBSTRATE_PARAM_{}", name.to_ascii_uppercase().replace('-', "_"));
-            env.insert(var, value.clone().into());
+            env.insert(var, value.into());
         }
         params.insert(name.clone(), serde_json::json!({ "value": value }));
     }

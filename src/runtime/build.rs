@@ -150,9 +150,8 @@ impl DockerEngine {
             )])),
             ..Default::default()
         };
-        let mut stream = self
-            .client()
-            .build_image(options, None, Some(bollard::body_full(tar.into())));
+        let client = self.client().await?;
+        let mut stream = client.build_image(options, None, Some(bollard::body_full(tar.into())));
         while let Some(item) = stream.next().await {
             let info = item.map_err(|e| match e {
                 bollard::errors::Error::DockerStreamError { error } => build_err(error),

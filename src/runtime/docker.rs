@@ -17,9 +17,12 @@ use tokio::sync::OnceCell;
 use super::{ContainerEvent, ContainerInfo, ContainerSpec, Engine, RuntimeError, LABEL_NAMESPACE};
 
 /// A handle on the Docker Engine for one namespace. Cheap to clone.
+///
+/// The client is made on first use (and again after a failure to make it),
+/// so a daemon starts while Docker is down and works once it is back.
 #[derive(Clone)]
 pub struct DockerEngine {
-    client: bollard::Docker,
+    client: std::sync::Arc<tokio::sync::RwLock<Option<bollard::Docker>>>,
     namespace: String,
     network: String,
     network_ready: std::sync::Arc<OnceCell<()>>,
@@ -43,31 +46,33 @@ fn map_err(e: BollardError) -> RuntimeError {
 }
 
 impl DockerEngine {
-    /// Connects lazily (`DOCKER_HOST` or the local socket): no request is made
-    /// until the engine is used, so a daemon can start while Docker is down.
-    pub fn connect(namespace: &str) -> Result<Self, String> {
-        let client = bollard::Docker::connect_with_defaults().map_err(|e| e.to_string())?;
-        Ok(Self {
-            client,
+    /// A handle for `namespace`; nothing is contacted yet.
+    pub fn new(namespace: &str) -> Self {
+        Self {
+            client: Default::default(),
             namespace: namespace.to_owned(),
             network: format!("substrate-{namespace}"),
             network_ready: Default::default(),
-        })
-    }
-
-    /// Settles on an API version both sides speak (Engine 20.10 speaks 1.41).
-    pub async fn negotiate(self) -> Self {
-        match self.client.clone().negotiate_version().await {
-            Ok(client) => Self { client, ..self },
-            Err(e) => {
-                tracing::warn!(error = %e, "docker API version negotiation failed; keeping the default");
-                self
-            }
         }
     }
 
-    pub fn client(&self) -> &bollard::Docker {
-        &self.client
+    /// The client (`DOCKER_HOST` or the local socket), made on first use with
+    /// an API version both sides speak (Engine 20.10 speaks 1.41).
+    pub async fn client(&self) -> Result<bollard::Docker, RuntimeError> {
+        if let Some(c) = self.client.read().await.as_ref() {
+            return Ok(c.clone());
+        }
+        let mut slot = self.client.write().await;
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let client = bollard::Docker::connect_with_defaults().map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
+        let client = match client.clone().negotiate_version().await {
+            Ok(negotiated) => negotiated,
+            Err(e) => return Err(RuntimeError::Unavailable(e.to_string())),
+        };
+        *slot = Some(client.clone());
+        Ok(client)
     }
 
     /// The bridge network of the namespace.
@@ -79,7 +84,8 @@ impl DockerEngine {
     async fn ensure_network(&self) -> Result<(), RuntimeError> {
         self.network_ready
             .get_or_try_init(|| async {
-                match self.client.inspect_network(&self.network, None).await {
+                let client = self.client().await?;
+                match client.inspect_network(&self.network, None).await {
                     Ok(_) => return Ok(()),
                     Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {}
                     Err(e) => return Err(map_err(e)),
@@ -90,7 +96,7 @@ impl DockerEngine {
                     labels: Some(HashMap::from([(LABEL_NAMESPACE.to_owned(), self.namespace.clone())])),
                     ..Default::default()
                 };
-                match self.client.create_network(request).await {
+                match client.create_network(request).await {
                     Ok(_) => {
                         tracing::info!(network = %self.network, "created network");
                         Ok(())
@@ -128,7 +134,7 @@ impl DockerEngine {
 
     /// Removes the namespace's network (tests clean up with it).
     pub async fn remove_network(&self) -> Result<(), RuntimeError> {
-        match self.client.remove_network(&self.network).await {
+        match self.client().await?.remove_network(&self.network).await {
             Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
             Err(e) => Err(map_err(e)),
         }
@@ -149,7 +155,8 @@ impl Engine for DockerEngine {
     }
 
     async fn ping(&self) -> Result<(), RuntimeError> {
-        match tokio::time::timeout(Duration::from_secs(2), self.client.ping()).await {
+        let client = self.client().await?;
+        match tokio::time::timeout(Duration::from_secs(2), client.ping()).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(RuntimeError::Unavailable(e.to_string())),
             Err(_) => Err(RuntimeError::Unavailable("no answer within 2 s".into())),
@@ -157,7 +164,7 @@ impl Engine for DockerEngine {
     }
 
     async fn image_exists(&self, image: &str) -> Result<bool, RuntimeError> {
-        match self.client.inspect_image(image).await {
+        match self.client().await?.inspect_image(image).await {
             Ok(_) => Ok(true),
             Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(false),
             Err(e) => Err(map_err(e)),
@@ -199,25 +206,18 @@ impl Engine for DockerEngine {
             name: Some(spec.name.clone()),
             ..Default::default()
         };
-        let created = self
-            .client
-            .create_container(Some(options), body)
-            .await
-            .map_err(map_err)?;
-        if let Err(e) = self.client.start_container(&created.id, None).await {
+        let client = self.client().await?;
+        let created = client.create_container(Some(options), body).await.map_err(map_err)?;
+        if let Err(e) = client.start_container(&created.id, None).await {
             let _ = self.remove(&created.id).await;
             return Err(map_err(e));
         }
-        let inspected = self
-            .client
-            .inspect_container(&created.id, None)
-            .await
-            .map_err(map_err)?;
+        let inspected = client.inspect_container(&created.id, None).await.map_err(map_err)?;
         Ok(self.info_from(inspected))
     }
 
     async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>, RuntimeError> {
-        match self.client.inspect_container(id, None).await {
+        match self.client().await?.inspect_container(id, None).await {
             Ok(c) => Ok(Some(self.info_from(c))),
             Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
             Err(e) => Err(map_err(e)),
@@ -231,7 +231,8 @@ impl Engine for DockerEngine {
             tail: lines.to_string(),
             ..Default::default()
         };
-        let mut stream = self.client.logs(id, Some(options));
+        let client = self.client().await?;
+        let mut stream = client.logs(id, Some(options));
         let mut out = String::new();
         while let Some(chunk) = stream.next().await {
             match chunk {
@@ -249,7 +250,8 @@ impl Engine for DockerEngine {
             t: Some(3),
             ..Default::default()
         };
-        match self.client.stop_container(id, Some(stop)).await {
+        let client = self.client().await?;
+        match client.stop_container(id, Some(stop)).await {
             Ok(()) => {}
             Err(BollardError::DockerResponseServerError {
                 status_code: 304 | 404, ..
@@ -260,7 +262,7 @@ impl Engine for DockerEngine {
             force: true,
             ..Default::default()
         };
-        match self.client.remove_container(id, Some(rm)).await {
+        match client.remove_container(id, Some(rm)).await {
             Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
             // Removal already in progress.
             Err(BollardError::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
@@ -274,7 +276,12 @@ impl Engine for DockerEngine {
             filters: Some(self.namespace_filter()),
             ..Default::default()
         };
-        let summaries = self.client.list_containers(Some(options)).await.map_err(map_err)?;
+        let summaries = self
+            .client()
+            .await?
+            .list_containers(Some(options))
+            .await
+            .map_err(map_err)?;
         Ok(summaries
             .into_iter()
             .map(|s| {
@@ -305,11 +312,11 @@ impl Engine for DockerEngine {
     }
 
     async fn pause(&self, id: &str) -> Result<(), RuntimeError> {
-        self.client.pause_container(id).await.map_err(map_err)
+        self.client().await?.pause_container(id).await.map_err(map_err)
     }
 
     async fn unpause(&self, id: &str) -> Result<(), RuntimeError> {
-        self.client.unpause_container(id).await.map_err(map_err)
+        self.client().await?.unpause_container(id).await.map_err(map_err)
     }
 
     async fn events(&self) -> Result<futures_util::stream::BoxStream<'static, ContainerEvent>, RuntimeError> {
@@ -320,7 +327,7 @@ impl Engine for DockerEngine {
             filters: Some(filters),
             ..Default::default()
         };
-        let client = self.client.clone();
+        let client = self.client().await?;
         let stream = client
             .events(Some(options))
             .take_while(|e| futures_util::future::ready(e.is_ok()))

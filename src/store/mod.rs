@@ -179,19 +179,33 @@ pub struct Store {
     space_uses: sled::Tree,
 }
 
+/// How long a held lock is waited out before it is reported. sled lets go of
+/// its file lock from background threads a moment after the last handle of a
+/// closed database is dropped; a daemon really holding it stays locked.
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Opens sled, telling a held lock apart from other failures.
 fn open_db(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
-    sled::Config::new()
-        .path(path)
-        .cache_capacity(cache_bytes)
-        .mode(sled::Mode::LowSpace)
-        .open()
-        .map_err(|e| match &e {
-            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") => {
-                StoreError::Locked { path: path.to_owned() }
+    let deadline = std::time::Instant::now() + LOCK_GRACE;
+    loop {
+        let result = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .mode(sled::Mode::LowSpace)
+            .open();
+        match result {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(io))
+                if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
+            {
+                if std::time::Instant::now() >= deadline {
+                    return Err(StoreError::Locked { path: path.to_owned() });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
             }
-            _ => StoreError::Sled(e),
-        })
+            Err(e) => return Err(StoreError::Sled(e)),
+        }
+    }
 }
 
 impl Store {

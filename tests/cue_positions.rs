@@ -1,0 +1,126 @@
+//! Every error points at the right place: for a dozen broken inputs the
+//! reported `line:col` is checked exactly (1-based, byte columns, as `cue`).
+
+use substrate::defs::{eval_sources, CueError};
+
+fn errors(src: &str) -> Vec<CueError> {
+    eval_sources(&[("t.cue".to_string(), src.to_string())]).expect_err("input must be rejected")
+}
+
+/// The error whose message contains `msg` is at `line:col`.
+fn check(src: &str, line: u32, col: u32, msg: &str) {
+    let errs = errors(src);
+    let Some(e) = errs.iter().find(|e| e.message.contains(msg)) else {
+        panic!("no error containing {msg:?} for {src:?}: {errs:?}");
+    };
+    assert_eq!(
+        (e.file.as_str(), e.line, e.col),
+        ("t.cue", line, col),
+        "wrong position for {src:?}: {errs:?}"
+    );
+    assert!(e.message.contains(msg), "message {:?} lacks {msg:?}", e.message);
+    assert!(e.to_string().starts_with(&format!("t.cue:{line}:{col}: ")));
+}
+
+#[test]
+fn conflict_points_at_second_value_and_names_first() {
+    check(
+        "a: \"x\"\na: \"y\"\n",
+        2,
+        4,
+        "conflicting values \"x\" and \"y\" (t.cue:1:4)",
+    );
+}
+
+#[test]
+fn conflict_across_files_names_both_files() {
+    let errs = eval_sources(&[
+        ("a.cue".into(), "package p\n\na: \"x\"\n".into()),
+        ("b.cue".into(), "package p\n\na: \"y\"\n".into()),
+    ])
+    .unwrap_err();
+    assert_eq!(
+        errs[0].to_string(),
+        "b.cue:3:4: a: conflicting values \"x\" and \"y\" (a.cue:3:4)"
+    );
+}
+
+#[test]
+fn unknown_reference() {
+    check("a: 1\nb:   nothere\n", 2, 6, "reference \"nothere\" not found");
+}
+
+#[test]
+fn missing_closing_brace_at_end_of_file() {
+    check("a: {\n    b: 1\n", 3, 1, "expected '}'");
+}
+
+#[test]
+fn import_is_not_supported() {
+    check(
+        "package p\n\nimport \"strings\"\n",
+        3,
+        1,
+        "import is not supported by Substrate's CUE subset",
+    );
+}
+
+#[test]
+fn builtin_call_is_not_supported() {
+    check("a: 1\nb: [len([1])]\n", 2, 5, "not supported");
+}
+
+#[test]
+fn attribute_is_not_supported() {
+    check("a: 1 @go(A)\n", 1, 6, "attribute");
+}
+
+#[test]
+fn incomplete_field_names_path() {
+    check("a: {\n    b: string\n}\n", 2, 5, "a.b: incomplete value string");
+}
+
+#[test]
+fn closed_definition_points_at_extra_field() {
+    check(
+        "#A: {a: int}\nx: #A & {a: 1,\n    extra: 2}\n",
+        3,
+        5,
+        "field extra not allowed",
+    );
+}
+
+#[test]
+fn bound_violation() {
+    check("a: >0\na:    -1\n", 2, 7, "out of bound >0");
+}
+
+#[test]
+fn unterminated_string() {
+    check("a: 1\nb: \"abc\n", 2, 4, "not terminated");
+}
+
+#[test]
+fn hidden_field_is_not_supported() {
+    check("x: {\n  _h: 2\n}\n", 2, 3, "hidden field");
+}
+
+#[test]
+fn illegal_character() {
+    check("a: 1 ~ 2\n", 1, 6, "illegal character");
+}
+
+#[test]
+fn interpolation_of_non_concrete_value() {
+    check("n: int\ns: \"v\\(n)\"\n", 2, 8, "non-concrete value int");
+}
+
+#[test]
+fn division_by_zero_points_at_divisor() {
+    check("a: 10 / 0\n", 1, 9, "division by zero");
+}
+
+#[test]
+fn bottom_literal_is_not_supported() {
+    check("a: 1\nb: 2 | _|_\n", 2, 8, "not supported");
+}
