@@ -185,7 +185,11 @@ cmd_fuzz() {
   local target="${1:?usage: ./dev.sh fuzz TARGET [SECONDS]}" secs="${2:-60}"
   command -v cargo-fuzz >/dev/null 2>&1 || { say "installing cargo-fuzz"; cargo install cargo-fuzz; }
   cd "$ROOT/fuzz"
-  cargo +nightly fuzz run "$target" -- -max_total_time="$secs"
+  mkdir -p "corpus/$target"
+  local seeds=()
+  # The CUE corpus seeds the evaluator's fuzzing.
+  [ "$target" = cue_eval ] && seeds+=("$ROOT/tests/cue")
+  cargo +nightly fuzz run "$target" "corpus/$target" "${seeds[@]}" -- -max_total_time="$secs"
 }
 
 case "${1:-}" in

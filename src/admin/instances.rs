@@ -90,7 +90,7 @@ pub async fn ensure(
     let mut route = Route {
         key: viewspec.canonical(),
         viewspec,
-        service: service.clone(),
+        defs: defs.clone(),
         origin: String::new(),
         start: None,
     };

@@ -69,7 +69,8 @@ pub struct Route {
     /// The canonical viewspec: the instance key.
     pub key: String,
     pub viewspec: Viewspec,
-    pub service: crate::defs::ServiceDef,
+    /// The definitions the request was routed with; they hold the service.
+    pub defs: Arc<crate::defs::Defs>,
     pub origin: String,
     /// Planned already (on the cold path).
     pub start: Option<StartRequest>,
@@ -141,7 +142,7 @@ impl FrontDoor {
         let mut route = Route {
             key: viewspec.canonical(),
             viewspec,
-            service: service.clone(),
+            defs: defs.clone(),
             origin,
             start: None,
         };
@@ -173,11 +174,19 @@ impl FrontDoor {
     /// Plans the instance of a route: `Ok(Err(viewspec))` when the URL must
     /// be completed first (redirect there).
     pub async fn plan(&self, route: &Route) -> Result<Result<StartRequest, Viewspec>, params::PlanError> {
-        match self.params.plan(&route.viewspec, &route.service).await? {
+        let service = route
+            .defs
+            .services
+            .get(route.viewspec.service())
+            .ok_or_else(|| params::PlanError {
+                status: StatusCode::NOT_FOUND,
+                message: format!("no service named {:?} is defined", route.viewspec.service()),
+            })?;
+        match self.params.plan(&route.viewspec, service).await? {
             params::Plan::Redirect(completed) => Ok(Err(completed)),
             params::Plan::Instance(p) => Ok(Ok(StartRequest {
                 key: p.key,
-                service: route.service.name.clone(),
+                service: service.name.clone(),
                 injected: p.injected,
                 binds: p.binds,
                 origin: route.origin.clone(),
