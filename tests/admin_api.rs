@@ -28,15 +28,7 @@ async fn admin_requires_the_token_and_manages_instances() {
         assert_eq!(resp.status(), 401, "{path}");
     }
 
-    let services: Value = client
-        .get(daemon.url("/substrate/v1/services"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let services: Value = daemon.get_json("/substrate/v1/services").await;
     let echo = services["services"]
         .as_array()
         .unwrap()
@@ -58,15 +50,7 @@ async fn admin_requires_the_token_and_manages_instances() {
     assert_eq!(ensured, json!({"viewspec": "echo", "url": "/echo/"}));
     assert_eq!(ns.containers(false).len(), 1);
 
-    let list: Value = client
-        .get(daemon.url("/substrate/v1/instances"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = daemon.get_json("/substrate/v1/instances").await;
     assert_eq!(list["instances"][0]["viewspec"], "echo");
     assert_eq!(list["instances"][0]["state"], "ready");
 

@@ -9,23 +9,11 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::Value;
 
-async fn get(daemon: &Daemon, path: &str) -> Value {
-    http()
-        .get(daemon.url(path))
-        .bearer_auth(daemon.token())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 /// Polls `path` until `cond` holds.
 async fn wait_until(daemon: &Daemon, path: &str, what: &str, cond: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let v = get(daemon, path).await;
+        let v = daemon.get_json(path).await;
         if cond(&v) {
             return v;
         }
@@ -95,7 +83,7 @@ async fn edits_are_picked_up_and_broken_edits_are_not() {
     let msg = health["defs"].as_str().unwrap();
     assert!(msg.contains("broken.cue:2:"), "{msg}");
     assert_eq!(health["status"], "degraded");
-    let services = get(&daemon, "/substrate/v1/services").await;
+    let services = daemon.get_json("/substrate/v1/services").await;
     assert!(
         service(&services, "late").is_some(),
         "the last good definitions were dropped"

@@ -102,15 +102,7 @@ async fn limits_protocols_and_abandoned_spaces() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let spaces = loop {
-        let v: Value = client
-            .get(daemon.url("/substrate/v1/spaces"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = daemon.get_json("/substrate/v1/spaces").await;
         let gone = v["spaces"]
             .as_array()
             .unwrap()

@@ -69,15 +69,7 @@ async fn restart_reattaches_running_containers() {
     assert!(!all.contains(&stray), "the stray container was not removed: {all:?}");
     assert_eq!(all.len(), 1, "{all:?}");
 
-    let list: Value = client
-        .get(daemon.url("/substrate/v1/instances"))
-        .bearer_auth(daemon.token())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = daemon.get_json("/substrate/v1/instances").await;
     let keys: Vec<&str> = list["instances"]
         .as_array()
         .unwrap()

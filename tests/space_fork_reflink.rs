@@ -171,15 +171,8 @@ fn build(path: &Path, node: &Node) {
     }
 }
 
-#[test]
-fn random_trees_clone_faithfully_on_xfs() {
-    let xfs = match Xfs::mount() {
-        Ok(x) => x,
-        Err(why) => {
-            println!("SKIPPED the XFS property test: {why}");
-            return;
-        }
-    };
+/// Random trees copy to identical trees with `method`, under `root`.
+fn random_trees_copy_faithfully(root: &Path, method: CopyMethod) {
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         cases: 24,
         ..ProptestConfig::default()
@@ -190,16 +183,30 @@ fn random_trees_clone_faithfully_on_xfs() {
             &proptest::collection::btree_map("[a-z]{1,5}", node(), 0..5),
             |children| {
                 counter.set(counter.get() + 1);
-                let case = xfs.mnt.join(format!("case{}", counter.get()));
+                let case = root.join(format!("case{}", counter.get()));
                 std::fs::create_dir(&case).unwrap();
                 let src = case.join("src");
                 build(&src, &Node::Dir(children.into_iter().collect()));
                 let dst = case.join("dst");
-                copy_tree(&src, &dst, CopyMethod::Reflink).unwrap();
+                copy_tree(&src, &dst, method).unwrap();
                 prop_assert_eq!(snapshot(&src).unwrap(), snapshot(&dst).unwrap());
                 std::fs::remove_dir_all(&case).unwrap();
                 Ok(())
             },
         )
         .unwrap();
+}
+
+#[test]
+fn random_trees_copy_faithfully_on_the_plain_dir() {
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    random_trees_copy_faithfully(tmp.path(), CopyMethod::Copy);
+}
+
+#[test]
+fn random_trees_clone_faithfully_on_xfs() {
+    match Xfs::mount() {
+        Ok(xfs) => random_trees_copy_faithfully(&xfs.mnt, CopyMethod::Reflink),
+        Err(why) => println!("SKIPPED the XFS property test: {why}"),
+    }
 }

@@ -171,63 +171,6 @@ pub fn snapshot(root: &Path) -> io::Result<BTreeMap<String, String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-
-    #[derive(Debug, Clone)]
-    enum Node {
-        File(Vec<u8>, u32),
-        Link(String),
-        Dir(Vec<(String, Node)>),
-    }
-
-    fn node() -> impl Strategy<Value = Node> {
-        let leaf = prop_oneof![
-            (
-                proptest::collection::vec(any::<u8>(), 0..3000),
-                prop_oneof![Just(0o644u32), Just(0o755), Just(0o600), Just(0o400)]
-            )
-                .prop_map(|(c, m)| Node::File(c, m)),
-            prop_oneof![
-                Just("/etc".to_owned()),
-                Just("../outside".to_owned()),
-                Just("dangling".to_owned()),
-                Just("f0".to_owned())
-            ]
-            .prop_map(Node::Link),
-        ];
-        leaf.prop_recursive(3, 24, 5, |inner| {
-            proptest::collection::btree_map("[a-z]{1,6}", inner, 0..5).prop_map(|m| Node::Dir(m.into_iter().collect()))
-        })
-    }
-
-    fn build(path: &Path, node: &Node) {
-        match node {
-            Node::File(c, m) => {
-                fs::write(path, c).unwrap();
-                fs::set_permissions(path, fs::Permissions::from_mode(*m)).unwrap();
-            }
-            Node::Link(t) => std::os::unix::fs::symlink(t, path).unwrap(),
-            Node::Dir(children) => {
-                fs::create_dir(path).unwrap();
-                for (name, child) in children {
-                    build(&path.join(name), child);
-                }
-            }
-        }
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
-        #[test]
-        fn naive_copy_is_faithful(children in proptest::collection::btree_map("[a-z]{1,6}", node(), 0..6)) {
-            let tmp = tempfile::tempdir().unwrap();
-            let src = tmp.path().join("src");
-            build(&src, &Node::Dir(children.into_iter().collect()));
-            let dst = tmp.path().join("dst");
-            copy_tree(&src, &dst, CopyMethod::Copy).unwrap();
-            prop_assert_eq!(snapshot(&src).unwrap(), snapshot(&dst).unwrap());
-        }
-    }
 
     #[test]
     fn probe_on_a_plain_filesystem_says_copy_or_reflink_and_cleans_up() {

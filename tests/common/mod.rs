@@ -108,6 +108,24 @@ impl Daemon {
         panic!("substrate serve did not listen on {} within 30 s", self.addr);
     }
 
+    /// An admin API request with the daemon's token.
+    pub async fn api(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> reqwest::Response {
+        let mut req = http().request(method, self.url(path)).bearer_auth(self.token());
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.expect("admin request")
+    }
+
+    /// `GET` of an admin endpoint, as JSON.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.api(reqwest::Method::GET, path, None)
+            .await
+            .json()
+            .await
+            .expect("JSON body")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
