@@ -43,8 +43,14 @@ impl Daemon {
             .arg("--namespace")
             .arg(o.namespace)
             .arg("--build-context")
-            .arg(o.build_context)
-            .env_remove("SUBSTRATE_CONFIG");
+            .arg(o.build_context);
+        // Flags win over the environment anyway; a config file or a
+        // fail point inherited from the caller would skew the figures.
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("SUBSTRATE_") {
+                cmd.env_remove(k);
+            }
+        }
         let began = Instant::now();
         let mut guard = spawn_logged(&mut cmd, o.log, "substrate serve")?;
         let deadline = began + Duration::from_secs(120);
@@ -56,9 +62,11 @@ impl Daemon {
                     log_tail(o.log, 20)
                 );
             }
-            if let Ok(Ok((StatusCode::OK, _))) =
-                tokio::time::timeout(Duration::from_secs(2), http(addr, Method::GET, "/substrate/v1/health", None))
-                    .await
+            if let Ok(Ok((StatusCode::OK, _))) = tokio::time::timeout(
+                Duration::from_secs(2),
+                http(addr, Method::GET, "/substrate/v1/health", None),
+            )
+            .await
             {
                 break;
             }

@@ -42,13 +42,6 @@ pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// Times a closure, in milliseconds.
-pub fn time_ms<T>(f: impl FnOnce() -> Result<T>) -> Result<(f64, T)> {
-    let t = Instant::now();
-    let v = f()?;
-    Ok((ms(t.elapsed()), v))
-}
-
 /// Runs a command to completion, failing with its stderr.
 pub fn run(cmd: &mut Command) -> Result<String> {
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
@@ -105,7 +98,9 @@ pub fn proc_status_mib(pid: u32, field: &str) -> Result<f64> {
 /// The pids of a process's direct children.
 pub fn children_of(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
     for entry in dir.flatten() {
         let Some(child) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
@@ -207,7 +202,6 @@ impl Drop for TempDir {
 /// A child process killed (SIGTERM, then SIGKILL) on drop.
 pub struct Guard {
     pub child: Child,
-    pub what: &'static str,
 }
 
 impl Guard {
@@ -226,7 +220,7 @@ impl Drop for Guard {
 }
 
 /// Spawns a command with stdout/stderr going to `log`.
-pub fn spawn_logged(cmd: &mut Command, log: &Path, what: &'static str) -> Result<Guard> {
+pub fn spawn_logged(cmd: &mut Command, log: &Path, what: &str) -> Result<Guard> {
     let out = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
     let err = out.try_clone()?;
     let child = cmd
@@ -235,7 +229,7 @@ pub fn spawn_logged(cmd: &mut Command, log: &Path, what: &'static str) -> Result
         .stderr(err)
         .spawn()
         .with_context(|| format!("spawning {what}: {cmd:?}"))?;
-    Ok(Guard { child, what })
+    Ok(Guard { child })
 }
 
 /// The last lines of a log file, for error messages.

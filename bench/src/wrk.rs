@@ -96,11 +96,7 @@ pub fn parse(text: &str) -> Result<WrkResult> {
                 }
             }
         } else if t.contains(" requests in ") {
-            r.requests = t
-                .split_whitespace()
-                .next()
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0.0);
+            r.requests = t.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0.0);
         }
     }
     if !seen_rps || r.p50_us == 0.0 {
