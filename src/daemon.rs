@@ -28,7 +28,7 @@ use crate::admin::{self, AdminState};
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::datadir::DataDir;
-use crate::metrics::{self, StateLabels, StatusLabels, METRICS};
+use crate::metrics::{self, StateLabels, METRICS};
 use crate::proxy::activator::{Activator, ActivatorSettings};
 use crate::proxy::{params, reaper, FrontDoor, FrontDoorSettings};
 use crate::runtime::DockerEngine;
@@ -69,8 +69,7 @@ pub fn in_use_message(data: &DataDir) -> String {
     )
 }
 
-/// Everything a request can reach.
-#[derive(Clone)]
+/// Everything a request can reach; shared by every connection.
 struct Router {
     admin: axum::Router,
     front: Arc<FrontDoor>,
@@ -156,11 +155,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(listen = %listener.local_addr()?, data = %data.root().display(), namespace = %config.namespace, "serving");
     serve(
         listener,
-        Router {
+        Arc::new(Router {
             admin,
             front,
             store: store.clone(),
-        },
+        }),
     )
     .await;
 
@@ -178,7 +177,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 }
 
 /// Accepts connections until a shutdown signal, then drains them.
-async fn serve(listener: TcpListener, router: Router) {
+async fn serve(listener: TcpListener, router: Arc<Router>) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -223,9 +222,9 @@ async fn serve(listener: TcpListener, router: Router) {
     }
 }
 
-async fn dispatch(router: Router, req: Request<Body>, peer: SocketAddr) -> Response<Body> {
+async fn dispatch(router: Arc<Router>, req: Request<Body>, peer: SocketAddr) -> Response<Body> {
     if req.uri().path().starts_with("/substrate/") {
-        return match router.admin.oneshot(req).await {
+        return match router.admin.clone().oneshot(req).await {
             Ok(r) => r,
             Err(never) => match never {},
         };
@@ -234,12 +233,7 @@ async fn dispatch(router: Router, req: Request<Body>, peer: SocketAddr) -> Respo
         return metrics_response(&router).await;
     }
     let resp = router.front.handle(req, peer).await;
-    METRICS
-        .requests
-        .get_or_create(&StatusLabels {
-            class: metrics::status_class(resp.status().as_u16()),
-        })
-        .inc();
+    METRICS.count_request(resp.status().as_u16());
     resp
 }
 

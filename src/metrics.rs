@@ -41,6 +41,9 @@ pub struct KindLabels {
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<StatusLabels, Counter>,
+    /// The counters of `requests` for 1xx..5xx, looked up once: counting a
+    /// request is then one atomic add, not a locked map lookup.
+    requests_by_class: [Counter; 5],
     pub proxy_latency: Histogram,
     pub cold_start: Histogram,
     pub instances: Family<StateLabels, Gauge>,
@@ -52,8 +55,12 @@ pub struct Metrics {
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let mut registry = Registry::with_prefix("substrate");
+    let requests: Family<StatusLabels, Counter> = Family::default();
+    let requests_by_class =
+        ["1xx", "2xx", "3xx", "4xx", "5xx"].map(|class| requests.get_or_create(&StatusLabels { class }).clone());
     let m = Metrics {
-        requests: Family::default(),
+        requests,
+        requests_by_class,
         proxy_latency: Histogram::new(exponential_buckets(0.000_05, 2.0, 18)),
         cold_start: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
         instances: Family::default(),
@@ -93,6 +100,14 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     registry.register("errors", "Failures by kind", m.errors.clone());
     Metrics { registry, ..m }
 });
+
+impl Metrics {
+    /// Counts one front-door response.
+    pub fn count_request(&self, status: u16) {
+        let i = (status / 100).clamp(1, 5) as usize - 1;
+        self.requests_by_class[i].inc();
+    }
+}
 
 pub fn status_class(status: u16) -> &'static str {
     match status {
