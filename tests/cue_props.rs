@@ -85,6 +85,13 @@ fn value() -> impl Strategy<Value = String> {
     })
 }
 
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(400)
+}
+
 fn eval(src: &str) -> Option<TestValue> {
     eval_expr(src).ok()
 }
@@ -94,7 +101,9 @@ fn canon(r: Result<TestValue, String>) -> Option<String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+    // 400 cases unless PROPTEST_CASES says otherwise (an explicit `cases`
+    // would silently override the variable)
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn unification_is_commutative(a in value(), b in value()) {
@@ -129,5 +138,38 @@ proptest! {
             let back = eval(&printed);
             prop_assert_eq!(back.map(|b| canonical(&b)), Some(canonical(&va)), "{} printed as {}", a, printed);
         }
+    }
+}
+
+/// Inputs the properties once failed on, checked in both orders (the
+/// regressions file keeps proptest's seeds; these keep the inputs).
+#[test]
+fn commutative_on_past_failures() {
+    let pairs = [
+        ("(0) | ({})", "*(!=\"\") | ({})"),
+        ("*(int) | ({})", "(int) | ((0.5) | ({}))"),
+        ("*(1) | (int)", "*(2) | (3)"),
+        ("*({a: 1}) | ({a: 1, b: 2})", "*({a: 1}) | ({a: 1, b: 2, c: 3})"),
+    ];
+    for (a, b) in pairs {
+        let (va, vb) = (eval(a).expect(a), eval(b).expect(b));
+        assert_eq!(canon(unify(&va, &vb)), canon(unify(&vb, &va)), "{a} & {b}");
+        let ab = eval(&format!("({a}) & ({b})")).map(|v| canonical(&v));
+        let ba = eval(&format!("({b}) & ({a})")).map(|v| canonical(&v));
+        assert_eq!(ab, ba, "{a} & {b}");
+        assert_eq!(canon(unify(&va, &vb)), ab, "{a} & {b}: value and evaluator");
+    }
+    // `0 & !=""` is a conflict: `!=""` admits strings only
+    assert_eq!(
+        eval("(0) | ({})").map(|a| canon(unify(&a, &eval("*(!=\"\") | ({})").unwrap()))),
+        Some(Some("{}".to_string()))
+    );
+    for a in [
+        "*([...(>0) | (\"\")]) | ([1])",
+        "([...0]) | ([...*(_) | (0)])",
+        "([...*(>0) | (_)]) | ([...int])",
+    ] {
+        let va = eval(a).expect(a);
+        assert_eq!(canon(unify(&va, &va)), Some(canonical(&va)), "{a}");
     }
 }

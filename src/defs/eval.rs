@@ -1087,6 +1087,10 @@ impl<'a> Evaluator<'a> {
     /// once per alternative (all its other conjuncts plus that alternative),
     /// so references inside an alternative see the unified result.
     fn split_disjunction(&mut self, v: VId, d: Conj<'a>) -> Value {
+        if let Some(p) = misplaced_mark(d.expr) {
+            let m = "preference mark not allowed at this position".to_string();
+            return self.bottom(p, m);
+        }
         let mut alts = Vec::new();
         alternatives(d.expr, false, &mut alts);
         let flat = self.vs[v].flat.clone();
@@ -1106,7 +1110,37 @@ impl<'a> Evaluator<'a> {
             let val = self.materialize(t);
             vals.push((val, dflt));
         }
-        match disjunction(vals) {
+        // alone, the disjunction's own rules apply (`*c | "z"` keeps only
+        // c's defaults); unified with other disjunctions, the marks combine
+        // as in the cross product of two disjunction values, the marks
+        // inside each result standing for the other conjuncts' defaults
+        // (`(1 | {}) & (*1 | {})` defaults to 1, in either order)
+        let others = self.vs[v].disjs.len() > 1 || matches!(&self.vs[v].acc, Some((Value::Disj(_), _)));
+        if !others {
+            return match disjunction(vals) {
+                Ok(v) => v,
+                Err(m) => {
+                    let msg = self.prefixed(v, &m);
+                    self.bottom(d.expr.pos, msg)
+                }
+            };
+        }
+        let mut results = Vec::with_capacity(vals.len());
+        for (val, dflt) in vals {
+            match val {
+                Value::Disj(inner) => results.extend(inner.iter().map(|(iv, id)| (iv.clone(), dflt, *id))),
+                val => results.push((val, dflt, false)),
+            }
+        }
+        // failed alternatives take no part in deciding which side's
+        // defaults survived
+        let (ok, failed): (Vec<_>, Vec<_>) = results.into_iter().partition(|r| hard_error(&r.0, 0).is_none());
+        let alts = if ok.is_empty() {
+            failed.into_iter().map(|r| (r.0, false)).collect()
+        } else {
+            combine_marks(ok)
+        };
+        match disjunction(alts) {
             Ok(v) => v,
             Err(m) => {
                 let msg = self.prefixed(v, &m);
@@ -1387,6 +1421,10 @@ impl<'a> Evaluator<'a> {
                 }
             }
             ExprKind::Binary(BinOp::Or, ..) => {
+                if let Some(p) = misplaced_mark(e) {
+                    let m = "preference mark not allowed at this position".to_string();
+                    return self.bottom(p, m);
+                }
                 let mut alts = Vec::new();
                 self.collect_alts(e, env, cur, &mut alts);
                 match disjunction(alts) {
@@ -1420,10 +1458,12 @@ impl<'a> Evaluator<'a> {
     }
 
     fn unary(&mut self, op: UnOp, x: &'a Expr, env: EnvId, cur: VId, pos: Pos) -> Value {
-        let v = self.eval_expr(x, env, cur);
         if op == UnOp::Default {
-            return v;
+            // `*` marks an alternative of a disjunction (`collect_alts`)
+            let m = "preference mark not allowed at this position".to_string();
+            return self.bottom(pos, m);
         }
+        let v = self.eval_expr(x, env, cur);
         let v = v.default();
         if let Value::Bottom(_) = v {
             return v;
@@ -1447,8 +1487,13 @@ impl<'a> Evaluator<'a> {
             (UnOp::Not, Value::Bool(b)) => Value::Bool(!b),
             (UnOp::Lt | UnOp::Le | UnOp::Gt | UnOp::Ge, Value::Int(_) | Value::Float(_)) => bound(bop(op), v, K_NUMBER),
             (UnOp::Lt | UnOp::Le | UnOp::Gt | UnOp::Ge, Value::Str(_)) => bound(bop(op), v, K_STRING),
-            (UnOp::Ne, Value::Int(_) | Value::Float(_) | Value::Str(_) | Value::Bool(_) | Value::Null) => {
-                bound(BoundOp::Ne, v, K_ALL)
+            // like `<` and `>`, `!=x` admits only values of x's kind
+            // (`0 & !=""` is a conflict); `!=null` admits every other kind
+            (UnOp::Ne, Value::Int(_) | Value::Float(_)) => bound(BoundOp::Ne, v, K_NUMBER),
+            (UnOp::Ne, Value::Str(_)) => bound(BoundOp::Ne, v, K_STRING),
+            (UnOp::Ne, Value::Null) => Value::kind(K_NOT_NULL),
+            (UnOp::Ne, Value::Bool(_)) => {
+                self.bottom(pos, format!("invalid value {} (type bool) for bound !=", to_cue(&v)))
             }
             _ => self.bottom(pos, format!("invalid operand {} to unary operator", to_cue(&v))),
         }
@@ -1610,6 +1655,27 @@ fn alternatives<'e>(e: &'e Expr, dflt: bool, out: &mut Vec<(&'e Expr, bool)>) {
         ExprKind::Unary(UnOp::Default, x) => alternatives(x, true, out),
         ExprKind::Paren(x) if matches!(x.kind, ExprKind::Binary(BinOp::Or, ..)) => alternatives(x, dflt, out),
         _ => out.push((e, dflt)),
+    }
+}
+
+/// A `*` that does not mark an alternative of the disjunction `e`
+/// (`(*1) | 2`): the reference rejects it, it must not silently become a
+/// failed alternative.
+fn misplaced_mark(e: &Expr) -> Option<Pos> {
+    match &e.kind {
+        ExprKind::Binary(BinOp::Or, l, r) => misplaced_mark(l).or_else(|| misplaced_mark(r)),
+        ExprKind::Paren(x) if matches!(x.kind, ExprKind::Binary(BinOp::Or, ..)) => misplaced_mark(x),
+        ExprKind::Paren(x) => {
+            let mut x = &**x;
+            while let ExprKind::Paren(y) = &x.kind {
+                x = y;
+            }
+            match x.kind {
+                ExprKind::Unary(UnOp::Default, _) => Some(x.pos),
+                _ => None,
+            }
+        }
+        _ => None,
     }
 }
 

@@ -22,6 +22,8 @@ pub const K_STRUCT: u8 = 32;
 pub const K_LIST: u8 = 64;
 pub const K_NUMBER: u8 = K_INT | K_FLOAT;
 pub const K_ALL: u8 = 127;
+/// Everything but null: the kinds `!=null` admits.
+pub const K_NOT_NULL: u8 = K_ALL & !K_NULL;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BoundOp {
@@ -75,7 +77,8 @@ pub enum Value {
     Basic(Rc<Basic>),
     Struct(Rc<StructV>),
     List(Rc<ListV>),
-    /// Alternatives with their default marks; never nested, at least two.
+    /// Alternatives with their default marks; never nested, at least two
+    /// or one marked default (a value whose default is itself, ⟨v, v⟩).
     Disj(Rc<Vec<(Value, bool)>>),
 }
 
@@ -145,6 +148,9 @@ fn kind_name(k: u8) -> String {
     ];
     if k == K_ALL {
         return "_".into();
+    }
+    if k == K_NOT_NULL {
+        return "!=null".into();
     }
     if k & K_NUMBER == K_NUMBER {
         let rest: Vec<&str> = names
@@ -218,9 +224,7 @@ fn write_cue(v: &Value, out: &mut String, depth: usize) {
         Value::Str(s) => out.push_str(&quote(s)),
         Value::Basic(b) => {
             let mut parts = Vec::new();
-            let implied = b.bounds.iter().fold(0u8, |k, (op, v)| {
-                k | if *op == BoundOp::Ne { K_ALL } else { bound_kinds(v) }
-            });
+            let implied = b.bounds.iter().fold(0u8, |k, (_, v)| k | bound_kinds(v));
             if b.bounds.is_empty() || (b.kinds != implied && b.kinds & implied == b.kinds) {
                 parts.push(kind_name(b.kinds));
             }
@@ -277,6 +281,9 @@ fn write_cue(v: &Value, out: &mut String, depth: usize) {
             out.push(']');
         }
         Value::Disj(alts) => {
+            // ⟨v, v⟩ as `*v | v`: a lone `*v` is not valid CUE
+            let single = [alts[0].clone(), (alts[0].0.clone(), false)];
+            let alts: &[(Value, bool)] = if alts.len() == 1 { &single } else { alts };
             for (i, (a, d)) in alts.iter().enumerate() {
                 if i > 0 {
                     out.push_str(" | ");
@@ -382,23 +389,26 @@ fn unify_d(a: &Value, b: &Value, depth: usize) -> Result<Value, Conflict> {
     match (a, b) {
         (Value::Bottom(e), _) | (_, Value::Bottom(e)) => Err(e.message.clone()),
         (Value::Top, x) | (x, Value::Top) => Ok(x.clone()),
+        // a disjunction unified with itself (a field referring to the
+        // same value twice) is itself, as in the reference: the cross
+        // product would add alternatives that differ only in nested
+        // defaults (`[...(*>0 | _)] | [...int]`)
+        (Value::Disj(x), Value::Disj(y)) if Rc::ptr_eq(x, y) || x == y => Ok(a.clone()),
         (Value::Disj(x), Value::Disj(y)) => {
             if x.len() * y.len() > MAX_ALTERNATIVES {
                 return Err(format!("disjunction with more than {MAX_ALTERNATIVES} alternatives"));
             }
-            let xd = x.iter().any(|a| a.1);
-            let yd = y.iter().any(|a| a.1);
             let mut out = Vec::new();
             let mut last = String::new();
             for (xa, xm) in x.iter() {
                 for (ya, ym) in y.iter() {
                     match unify_d(xa, ya, depth + 1) {
-                        Ok(v) => out.push((v, (xd || yd) && (*xm || !xd) && (*ym || !yd))),
+                        Ok(v) => out.push((v, *xm, *ym)),
                         Err(e) => last = e,
                     }
                 }
             }
-            normalize_disj(out, last, a, b)
+            normalize_disj(combine_marks(out), last, a, b)
         }
         (Value::Disj(x), o) | (o, Value::Disj(x)) => {
             let mut out = Vec::new();
@@ -428,8 +438,6 @@ fn unify_d(a: &Value, b: &Value, depth: usize) -> Result<Value, Conflict> {
                     bounds.push(bd.clone());
                 }
             }
-            // `!=0` says nothing about strings: drop bounds of other kinds
-            bounds.retain(|(op, v)| *op != BoundOp::Ne || v.kind_bit() & kinds != 0);
             simplify_bounds(kinds, &bounds)?;
             if bounds.is_empty() && kinds == K_ALL {
                 return Ok(Value::Top);
@@ -466,6 +474,21 @@ fn unify_d(a: &Value, b: &Value, depth: usize) -> Result<Value, Conflict> {
         }
         _ => Err(conflict(a, b)),
     }
+}
+
+/// Default marks of the cross product of two disjunctions, from the marks
+/// of the two parts of each result: the default is the default of one
+/// unified with the default of the other (`(*{a: 1} | B) & (*{a: 1} | C)`
+/// is `{a: 1}`). A side whose defaults were all eliminated counts as
+/// having none (`(*1 | int) & (*2 | 3)` is 2, as in the reference); a side
+/// without defaults admits any alternative of the other.
+pub fn combine_marks(results: Vec<(Value, bool, bool)>) -> Vec<(Value, bool)> {
+    let xd = results.iter().any(|r| r.1);
+    let yd = results.iter().any(|r| r.2);
+    results
+        .into_iter()
+        .map(|(v, xm, ym)| (v, (xd || yd) && (xm || !xd) && (ym || !yd)))
+        .collect()
 }
 
 /// Bounds that admit nothing (`>5 & <3`) are a conflict. Ranges admitting
@@ -543,6 +566,14 @@ fn normalize_disj(alts: Vec<(Value, bool)>, last: Conflict, a: &Value, b: &Value
     for i in 0..out.len() {
         for j in 0..out.len() {
             if i != j && keep[j] && (out[j].1 || !out[i].1) && subsumes(&out[j].0, &out[i].0) {
+                // two that admit the same values: which one stays must not
+                // depend on the order of the alternatives
+                if out[j].1 == out[i].1 && subsumes(&out[i].0, &out[j].0) {
+                    let (ci, cj) = (canonical(&out[i].0), canonical(&out[j].0));
+                    if ci < cj || (ci == cj && i < j) {
+                        continue;
+                    }
+                }
                 keep[i] = false;
                 break;
             }
@@ -558,7 +589,9 @@ fn normalize_disj(alts: Vec<(Value, bool)>, last: Conflict, a: &Value, b: &Value
                 Err(format!("empty disjunction: {last}"))
             }
         }
-        1 => Ok(out.remove(0).0),
+        // a single default alternative stays marked: `((*1 | {}) & 1) | 2`
+        // defaults to 1
+        1 if !out[0].1 => Ok(out.remove(0).0),
         _ => Ok(Value::Disj(Rc::new(out))),
     }
 }
@@ -671,7 +704,7 @@ fn subsumes(y: &Value, x: &Value, depth: usize) -> bool {
 
 /// The first error inside a value that more unification cannot fix (an
 /// alternative holding one is eliminated from a disjunction).
-fn hard_error(v: &Value, depth: usize) -> Option<Rc<CueError>> {
+pub(crate) fn hard_error(v: &Value, depth: usize) -> Option<Rc<CueError>> {
     if depth > 100 {
         return None;
     }
