@@ -209,6 +209,10 @@ impl FrontDoor {
         if upgrade || declared.is_some_and(|n| n > limit as u64) {
             return Ok(RequestBody::Streaming(Some(body)));
         }
+        // Most requests have no body: nothing to read or keep.
+        if hyper::body::Body::is_end_stream(&body) {
+            return Ok(RequestBody::Buffered(Bytes::new()));
+        }
         match http_body_util::Limited::new(body, limit).collect().await {
             Ok(collected) => Ok(RequestBody::Buffered(collected.to_bytes())),
             Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(pages::error(
