@@ -24,8 +24,12 @@ pub enum CodecError {
     Encode(String),
 }
 
-fn config() -> bincode::config::Configuration {
-    bincode::config::standard()
+/// No record comes near this; a corrupt length prefix must not make the
+/// decoder try to allocate gigabytes (found by fuzzing `record_decode`).
+const MAX_RECORD_BYTES: usize = 1 << 20;
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_RECORD_BYTES>()
 }
 
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
@@ -122,6 +126,17 @@ mod tests {
             let _ = decode::<SpaceRecord>(&bytes);
             let _ = decode::<InstanceRecord>(&bytes);
         }
+    }
+
+    #[test]
+    fn huge_length_prefix_is_an_error_not_an_allocation() {
+        // From fuzzing: a string length of ~2^62 right after the format byte.
+        let bytes = [1, 0xfd, 0xff, 0xff, 0x01, 0xfd, 0xff, 0xff, 0xff, 0xff, 0x5b];
+        assert!(decode::<SpaceRecord>(&bytes).is_err());
+        assert!(decode::<InstanceRecord>(&bytes).is_err());
+        let mut big = vec![1u8, 0xfc];
+        big.extend_from_slice(&(u32::MAX).to_le_bytes());
+        assert!(decode::<InstanceRecord>(&big).is_err());
     }
 
     #[test]
