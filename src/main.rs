@@ -6,11 +6,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-/// The proxy allocates a little per request; mimalloc does that faster than
-/// glibc's allocator under concurrency.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use substrate::config::{Config, ServeArgs};
 use substrate::datadir::DataDir;
 use substrate::inspect::{self, InspectCommand, InspectError, Outcome};
