@@ -206,7 +206,13 @@ fn random_trees_copy_faithfully_on_the_plain_dir() {
 #[test]
 fn random_trees_clone_faithfully_on_xfs() {
     match Xfs::mount() {
-        Ok(xfs) => random_trees_copy_faithfully(&xfs.mnt, CopyMethod::Reflink),
+        Ok(xfs) => {
+            random_trees_copy_faithfully(&xfs.mnt, CopyMethod::Reflink);
+            println!(
+                "XFS property test: random trees cloned faithfully on {}",
+                xfs.mnt.display()
+            );
+        }
         Err(why) => println!("SKIPPED the XFS property test: {why}"),
     }
 }
