@@ -97,7 +97,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let spaces = Spaces::new(data.clone(), store.clone());
     let activator = Activator::new(
-        engine.clone(),
+        Arc::new(engine.clone()),
         store.clone(),
         catalog.clone(),
         ActivatorSettings {

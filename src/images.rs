@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::runtime::build::BuildSpec;
-use crate::runtime::DockerEngine;
+use crate::runtime::{DockerEngine, Engine};
 
 /// Builds every enabled imagespec (or only those in `names`); returns the
 /// image references built.

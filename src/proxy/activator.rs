@@ -24,7 +24,7 @@ use super::readiness;
 use crate::catalog::Catalog;
 use crate::defs::InstanceSpec;
 use crate::runtime::build::BuildSpec;
-use crate::runtime::{Bind, ContainerSpec, DockerEngine, Engine, RuntimeError, LABEL_INSTANCE, LABEL_SERVICE};
+use crate::runtime::{Bind, ContainerSpec, Engine, RuntimeError, LABEL_INSTANCE, LABEL_SERVICE};
 use crate::store::{now_millis, InstanceRecord, InstanceState, Store};
 
 /// Why an instance could not be started. Shown to the client.
@@ -171,7 +171,7 @@ pub struct ActivatorSettings {
 }
 
 pub struct Activator {
-    engine: DockerEngine,
+    engine: Arc<dyn Engine>,
     store: Store,
     catalog: Catalog,
     settings: ActivatorSettings,
@@ -183,7 +183,7 @@ pub struct Activator {
 }
 
 impl Activator {
-    pub fn new(engine: DockerEngine, store: Store, catalog: Catalog, settings: ActivatorSettings) -> Arc<Self> {
+    pub fn new(engine: Arc<dyn Engine>, store: Store, catalog: Catalog, settings: ActivatorSettings) -> Arc<Self> {
         Arc::new(Self {
             engine,
             store,
@@ -195,8 +195,8 @@ impl Activator {
         })
     }
 
-    pub fn engine(&self) -> &DockerEngine {
-        &self.engine
+    pub fn engine(&self) -> &dyn Engine {
+        self.engine.as_ref()
     }
 
     pub fn clock_origin(&self) -> Instant {
@@ -332,11 +332,11 @@ impl Activator {
                 Ok(Some(c)) => c.exit_code,
                 _ => info.exit_code,
             };
-            let logs = readiness::last_logs(&self.engine, &info.id).await;
+            let logs = readiness::last_logs(self.engine.as_ref(), &info.id).await;
             return Err(fail(StartError::Exited { code, logs }).await);
         };
         let addr = SocketAddr::new(ip, port);
-        if let Err(e) = readiness::wait(&self.engine, &info.id, addr, &spec.readiness).await {
+        if let Err(e) = readiness::wait(self.engine.as_ref(), &info.id, addr, &spec.readiness).await {
             return Err(fail(e).await);
         }
 
@@ -638,6 +638,141 @@ fn parse_bytes(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::{build::BuildSpec, ContainerEvent, ContainerInfo};
+    use std::sync::atomic::AtomicBool;
+
+    /// An engine whose containers are a local listener: counts starts, and
+    /// fails the first one when asked to.
+    struct FakeEngine {
+        starts: AtomicUsize,
+        fail_first: AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl Engine for FakeEngine {
+        fn namespace(&self) -> &str {
+            "fake"
+        }
+        async fn ping(&self) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+        async fn image_exists(&self, _: &str) -> Result<bool, RuntimeError> {
+            Ok(true)
+        }
+        async fn start(&self, spec: &ContainerSpec) -> Result<ContainerInfo, RuntimeError> {
+            let n = self.starts.fetch_add(1, Ordering::SeqCst);
+            // Long enough for every concurrent request to arrive meanwhile.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if n == 0 && self.fail_first.load(Ordering::SeqCst) {
+                return Err(RuntimeError::Docker("no such thing".into()));
+            }
+            Ok(ContainerInfo {
+                id: format!("c{n}"),
+                name: spec.name.clone(),
+                running: true,
+                address: Some([127, 0, 0, 1].into()),
+                labels: spec.labels.clone(),
+                exit_code: None,
+            })
+        }
+        async fn inspect(&self, _: &str) -> Result<Option<ContainerInfo>, RuntimeError> {
+            Ok(None)
+        }
+        async fn logs_tail(&self, _: &str, _: usize) -> Result<String, RuntimeError> {
+            Ok(String::new())
+        }
+        async fn remove(&self, _: &str) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+        async fn list(&self) -> Result<Vec<ContainerInfo>, RuntimeError> {
+            Ok(Vec::new())
+        }
+        async fn build_image(&self, _: &BuildSpec) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+        async fn pause(&self, _: &str) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+        async fn unpause(&self, _: &str) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+        async fn events(&self) -> Result<futures_util::stream::BoxStream<'static, ContainerEvent>, RuntimeError> {
+            Ok(Box::pin(futures_util::stream::empty()))
+        }
+    }
+
+    /// An activator over the fake engine and a service listening on `port`.
+    fn activator(dir: &std::path::Path, port: u16, fail_first: bool) -> (Arc<Activator>, Arc<FakeEngine>) {
+        let defs = dir.join("defs");
+        std::fs::create_dir_all(&defs).unwrap();
+        std::fs::copy(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/defs/substrate.cue"),
+            defs.join("substrate.cue"),
+        )
+        .unwrap();
+        let svc = format!(
+            "package defs\nenable: svc: true\nservices: svc: instances: [string]: {{\n image: \"img\"\n environment: PORT: \"{port}\"\n}}\n"
+        );
+        std::fs::write(defs.join("svc.cue"), svc).unwrap();
+        let catalog = Catalog::load(&defs, Default::default()).unwrap();
+        let store = Store::open(&dir.join("db"), &Default::default()).unwrap();
+        let engine = Arc::new(FakeEngine {
+            starts: AtomicUsize::new(0),
+            fail_first: AtomicBool::new(fail_first),
+        });
+        let settings = ActivatorSettings {
+            default_idle_timeout: Duration::from_secs(60),
+            build_context: dir.to_owned(),
+        };
+        (Activator::new(engine.clone(), store, catalog, settings), engine)
+    }
+
+    fn request() -> StartRequest {
+        StartRequest {
+            key: "svc".into(),
+            service: "svc".into(),
+            injected: serde_json::json!({"environment": {"SUBSTRATE_URL_PREFIX": "/svc", "SUBSTRATE_VIEWSPEC": "svc"}}),
+            binds: Vec::new(),
+            origin: String::new(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_ensures_share_one_start() {
+        let tmp = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (activator, engine) = activator(tmp.path(), listener.local_addr().unwrap().port(), false);
+        let all = (0..50).map(|_| {
+            let a = activator.clone();
+            tokio::spawn(async move { a.ensure(request()).await })
+        });
+        let results = futures_util::future::join_all(all).await;
+        let ids: std::collections::BTreeSet<String> = results
+            .into_iter()
+            .map(|r| r.unwrap().unwrap().container_id.clone())
+            .collect();
+        assert_eq!(engine.starts.load(Ordering::SeqCst), 1);
+        assert_eq!(ids.len(), 1);
+        assert!(activator.ready("svc").is_some());
+        let record = activator.store.instance("svc").unwrap().unwrap();
+        assert_eq!(record.state, InstanceState::Ready);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_start_is_shared_but_not_cached() {
+        let tmp = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (activator, engine) = activator(tmp.path(), listener.local_addr().unwrap().port(), true);
+        let (a, b) = tokio::join!(activator.ensure(request()), activator.ensure(request()));
+        assert!(a.is_err() && b.is_err());
+        assert_eq!(engine.starts.load(Ordering::SeqCst), 1);
+        assert!(
+            activator.store.instance("svc").unwrap().is_none(),
+            "a failed start left a record"
+        );
+        assert!(activator.ensure(request()).await.is_ok(), "the failure was cached");
+        assert_eq!(engine.starts.load(Ordering::SeqCst), 2);
+    }
 
     #[test]
     fn memory_sizes_parse() {

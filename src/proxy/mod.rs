@@ -33,7 +33,6 @@ use http_body_util::BodyExt;
 
 use crate::catalog::Catalog;
 use crate::metrics::{KindLabels, METRICS};
-use crate::runtime::Engine;
 use crate::viewspec::{split_path, PathSplit, Viewspec};
 use activator::{Activator, ActivityGuard, Instance, StartRequest};
 use forward::{Downstream, UpstreamClient};

@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 
 use super::activator::StartError;
 use crate::defs::Readiness;
-use crate::runtime::{DockerEngine, Engine};
+use crate::runtime::Engine;
 
 const FIRST_DELAY: Duration = Duration::from_millis(1);
 const MAX_DELAY: Duration = Duration::from_millis(25);
@@ -22,7 +22,7 @@ const INSPECT_EVERY: Duration = Duration::from_millis(100);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub async fn wait(
-    engine: &DockerEngine,
+    engine: &dyn Engine,
     container: &str,
     addr: SocketAddr,
     readiness: &Readiness,
@@ -95,7 +95,7 @@ async fn http_probe(stream: tokio::net::TcpStream, addr: SocketAddr, path: &str)
 }
 
 /// The container's last lines of output, or why they could not be read.
-pub async fn last_logs(engine: &DockerEngine, container: &str) -> String {
+pub async fn last_logs(engine: &dyn Engine, container: &str) -> String {
     match engine.logs_tail(container, 20).await {
         Ok(l) => l,
         Err(e) => format!("(logs unavailable: {e})"),

@@ -30,7 +30,7 @@ pub async fn run(activator: Arc<Activator>, tick: Duration, mut stop: watch::Rec
 /// forgotten at once, so the next request starts a new one without first
 /// failing to connect. Reconnects with a backoff while the engine is down.
 pub async fn follow_events(activator: Arc<Activator>, mut stop: watch::Receiver<bool>) {
-    use crate::runtime::{ContainerEvent, Engine};
+    use crate::runtime::ContainerEvent;
     use futures_util::StreamExt;
     let mut backoff = Duration::from_millis(200);
     loop {

@@ -125,7 +125,7 @@ pub fn context_tar(context: &Path, dockerfile: &str) -> Result<Vec<u8>, String> 
 
 impl DockerEngine {
     /// Builds an image, logging Docker's progress lines.
-    pub async fn build_image(&self, spec: &BuildSpec) -> Result<(), RuntimeError> {
+    pub(super) async fn build_with_docker(&self, spec: &BuildSpec) -> Result<(), RuntimeError> {
         let build_err = |message: String| RuntimeError::Build {
             image: spec.image.clone(),
             message,

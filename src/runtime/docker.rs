@@ -311,6 +311,10 @@ impl Engine for DockerEngine {
             .collect())
     }
 
+    async fn build_image(&self, spec: &super::build::BuildSpec) -> Result<(), RuntimeError> {
+        self.build_with_docker(spec).await
+    }
+
     async fn pause(&self, id: &str) -> Result<(), RuntimeError> {
         self.client().await?.pause_container(id).await.map_err(map_err)
     }

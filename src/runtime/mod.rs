@@ -103,6 +103,8 @@ pub trait Engine: Send + Sync + 'static {
     async fn remove(&self, id: &str) -> Result<(), RuntimeError>;
     /// Every container of the namespace, running or not.
     async fn list(&self) -> Result<Vec<ContainerInfo>, RuntimeError>;
+    /// Builds an image from a Dockerfile and a context directory.
+    async fn build_image(&self, spec: &build::BuildSpec) -> Result<(), RuntimeError>;
     async fn pause(&self, id: &str) -> Result<(), RuntimeError>;
     async fn unpause(&self, id: &str) -> Result<(), RuntimeError>;
     /// Container events of the namespace, until the stream ends (engine gone).
