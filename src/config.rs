@@ -99,15 +99,6 @@ pub enum ConfigError {
     Var(String),
 }
 
-/// `"15m"`, `"90s"`, `"1h30m"`, `"0"` → a duration.
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    if s == "0" {
-        return Some(Duration::ZERO);
-    }
-    humantime::parse_duration(s).ok()
-}
-
 impl Config {
     pub fn resolve(args: &ServeArgs) -> Result<Config, ConfigError> {
         let file = match &args.config {
@@ -132,13 +123,13 @@ impl Config {
             .clone()
             .or(file.idle_timeout)
             .unwrap_or_else(|| "15m".into());
-        let idle_timeout = parse_duration(&idle).ok_or(ConfigError::IdleTimeout(idle))?;
+        let idle_timeout = crate::defs::parse_duration(&idle).ok_or(ConfigError::IdleTimeout(idle))?;
         let ttl = args
             .abandoned_space_ttl
             .clone()
             .or(file.abandoned_space_ttl)
             .unwrap_or_else(|| "10m".into());
-        let abandoned_space_ttl = parse_duration(&ttl).ok_or(ConfigError::AbandonedTtl(ttl))?;
+        let abandoned_space_ttl = crate::defs::parse_duration(&ttl).ok_or(ConfigError::AbandonedTtl(ttl))?;
         let defs = args.defs.clone().or(file.defs).unwrap_or_else(|| "defs".into());
         let build_context = args.build_context.clone().or(file.build_context).unwrap_or_else(|| {
             std::fs::canonicalize(&defs)

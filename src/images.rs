@@ -8,6 +8,17 @@ use anyhow::Context;
 use crate::runtime::build::BuildSpec;
 use crate::runtime::{DockerEngine, Engine};
 
+/// How to build the image an imagespec describes, from `context`.
+pub fn build_spec(spec: &crate::defs::ImageSpec, context: &Path) -> BuildSpec {
+    BuildSpec {
+        image: spec.image.clone(),
+        dockerfile: spec.build.dockerfile.clone(),
+        target: spec.build.target.clone(),
+        args: spec.build.args.clone().into_iter().collect(),
+        context: context.to_owned(),
+    }
+}
+
 /// Builds every enabled imagespec (or only those in `names`); returns the
 /// image references built.
 pub async fn build_enabled(defs_dir: &Path, context: Option<&Path>, names: &[String]) -> anyhow::Result<Vec<String>> {
@@ -35,14 +46,7 @@ pub async fn build_enabled(defs_dir: &Path, context: Option<&Path>, names: &[Str
         if !(names.is_empty() && enabled || names.contains(name)) {
             continue;
         }
-        let build = BuildSpec {
-            image: spec.image.clone(),
-            dockerfile: spec.build.dockerfile.clone(),
-            target: spec.build.target.clone(),
-            args: spec.build.args.clone().into_iter().collect(),
-            context: context.clone(),
-        };
-        engine.build_image(&build).await?;
+        engine.build_image(&build_spec(spec, &context)).await?;
         built.push(spec.image.clone());
     }
     Ok(built)

@@ -23,7 +23,6 @@ use tokio::sync::watch;
 use super::readiness;
 use crate::catalog::Catalog;
 use crate::defs::InstanceSpec;
-use crate::runtime::build::BuildSpec;
 use crate::runtime::{Bind, ContainerSpec, Engine, RuntimeError, LABEL_INSTANCE, LABEL_SERVICE};
 use crate::store::{now_millis, InstanceRecord, InstanceState, Store};
 
@@ -382,13 +381,7 @@ impl Activator {
             });
         };
         tracing::info!(image = %spec.image, "image missing: building it");
-        let build = BuildSpec {
-            image: imagespec.image.clone(),
-            dockerfile: imagespec.build.dockerfile.clone(),
-            target: imagespec.build.target.clone(),
-            args: imagespec.build.args.clone().into_iter().collect(),
-            context: self.settings.build_context.clone(),
-        };
+        let build = crate::images::build_spec(imagespec, &self.settings.build_context);
         self.engine.build_image(&build).await.map_err(engine_error)
     }
 
