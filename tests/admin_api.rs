@@ -88,14 +88,7 @@ async fn admin_requires_the_token_and_manages_instances() {
         .unwrap();
     assert_eq!(resp.status(), 400);
 
-    let doc: Value = client
-        .get(daemon.url("/substrate/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = daemon.fetch_json("/substrate/v1/openapi.json").await;
     assert_eq!(doc["openapi"], "3.0.3");
     assert!(doc["paths"]["/substrate/v1/spaces/{id}/checkpoints"]["post"].is_object());
 }

@@ -23,14 +23,7 @@ async fn first_request_starts_a_container_and_the_second_reuses_it() {
     assert_eq!(first["env"]["SUBSTRATE_URL_PREFIX"], "/echo");
     assert_eq!(first["env"]["SOME_VARIABLE"], "some_value");
 
-    let second: serde_json::Value = client
-        .get(daemon.url("/echo/again"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let second: serde_json::Value = daemon.fetch_json("/echo/again").await;
     assert_eq!(second["hostname"], first["hostname"], "a second container answered");
     let running = ns.containers(false);
     assert_eq!(running.len(), 1, "{running:?}");

@@ -30,14 +30,7 @@ async fn killed_container_is_replaced_and_the_body_replayed() {
     let tmp = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(&tmp.path().join("data"), &test_defs(tmp.path(), &[]), &ns.name);
     let client = http();
-    let first: serde_json::Value = client
-        .get(daemon.url("/echo/"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let first: serde_json::Value = daemon.fetch_json("/echo/").await;
     let old = first["hostname"].as_str().unwrap().to_owned();
     let out = docker(&["kill", &old]);
     assert!(out.status.success(), "{}", stderr(&out));

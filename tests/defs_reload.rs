@@ -37,14 +37,7 @@ async fn edits_are_picked_up_and_broken_edits_are_not() {
     let daemon = Daemon::start(&tmp.path().join("data"), &defs, &ns.name);
     let client = http();
 
-    let before: Value = client
-        .get(daemon.url("/greeter/"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let before: Value = daemon.fetch_json("/greeter/").await;
     assert_eq!(before["env"]["PORT"], "8080");
 
     // A file edit: a new service appears, and greeter's definition changes.
@@ -62,14 +55,7 @@ async fn edits_are_picked_up_and_broken_edits_are_not() {
     ns.wait_for("the changed instance to stop", Duration::from_secs(20), |c| {
         c.is_empty()
     });
-    let after: Value = client
-        .get(daemon.url("/greeter/"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let after: Value = daemon.fetch_json("/greeter/").await;
     assert_ne!(after["hostname"], before["hostname"]);
     let resp = client.get(daemon.url("/late/")).send().await.unwrap();
     assert_eq!(resp.status(), 200);

@@ -20,14 +20,7 @@ async fn restart_reattaches_running_containers() {
     let client = http();
 
     let mut daemon = Daemon::start(&data, &defs, &ns.name);
-    let echo: Value = client
-        .get(daemon.url("/echo/"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo: Value = daemon.fetch_json("/echo/").await;
     let kept = echo["hostname"].as_str().unwrap().to_owned();
     let redirect = client.get(daemon.url("/notes/")).send().await.unwrap();
     assert_eq!(redirect.status(), 307);
@@ -52,14 +45,7 @@ async fn restart_reattaches_running_containers() {
     let stray = stdout(&stray).trim().to_owned();
 
     let daemon = Daemon::start(&data, &defs, &ns.name);
-    let again: Value = client
-        .get(daemon.url("/echo/"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let again: Value = daemon.fetch_json("/echo/").await;
     assert_eq!(
         again["hostname"],
         kept.as_str(),

@@ -126,6 +126,18 @@ impl Daemon {
             .expect("JSON body")
     }
 
+    /// `GET` of a front-door path (no token), as JSON.
+    pub async fn fetch_json(&self, path: &str) -> serde_json::Value {
+        http()
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("JSON body")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
