@@ -5,16 +5,24 @@
 //! `PORT`, and reverse-proxies to it. Services keep persistent data in
 //! *spaces*: directories that can be created, checkpointed and forked.
 //!
-//! A tour of the crate, one module per concern:
+//! A tour of the crate, one module per concern, in the order a request
+//! meets them:
 //!
-//! - [`ids`]: space and checkpoint identifiers, validated strictly.
-//! - [`store`]: the durable state — sled trees, the record codec, migrations.
-//! - [`datadir`]: the layout of the data directory and start-up cleanup.
-//! - [`runtime`]: the container engine (Docker through bollard).
-//! - [`admin`]: the JSON API under `/substrate/v1`.
-//! - [`daemon`]: `substrate serve` — listener, shutdown, wiring.
-//! - [`inspect`]: the offline inspection tool over a stopped daemon's store.
-//! - [`config`]: layered settings (flags > environment > TOML > defaults).
+//! - [`daemon`]: `substrate serve` — listener, background tasks, shutdown.
+//! - [`proxy`]: the front door. [`proxy::params`] plans an instance from the
+//!   URL, [`proxy::activator`] starts one container per instance key and
+//!   waits for [`proxy::readiness`], [`proxy::forward`] proxies to it,
+//!   [`proxy::reaper`] stops idle ones.
+//! - [`viewspec`]: the URL grammar (`notes;data=sp-…`).
+//! - [`catalog`] and [`defs`]: the service definitions — our evaluator for a
+//!   subset of CUE, loaded from `defs/` and reloaded on change.
+//! - [`runtime`]: the container engine behind a trait; Docker via bollard.
+//! - [`space`]: spaces — the copy engine, checkpoints, forks.
+//! - [`store`]: the durable state — sled trees, the record codec, migrations;
+//!   [`datadir`] is the layout of the data directory around it.
+//! - [`admin`]: the JSON API under `/substrate/v1`; [`metrics`]: `/metrics`.
+//! - [`inspect`] and [`lineage`]: the offline tool and the lineage DAG.
+//! - [`config`], [`ids`], [`images`]: settings, identifiers, image builds.
 //!
 //! `main.rs` only wires the command line to these.
 
