@@ -40,6 +40,9 @@ pub struct ServeArgs {
     /// Request bodies up to this many MiB are buffered for one replay [default: 16]
     #[arg(long, env = "SUBSTRATE_BODY_BUFFER_MIB")]
     pub body_buffer_mib: Option<usize>,
+    /// Clients must send their request headers within this [default: 10s]
+    #[arg(long, env = "SUBSTRATE_HEADER_TIMEOUT")]
+    pub header_timeout: Option<String>,
     /// Spaces made by a redirect and never used are deleted after this [default: 10m]
     #[arg(long, env = "SUBSTRATE_ABANDONED_SPACE_TTL")]
     pub abandoned_space_ttl: Option<String>,
@@ -61,6 +64,7 @@ struct FileConfig {
     build_context: Option<PathBuf>,
     body_buffer_mib: Option<usize>,
     abandoned_space_ttl: Option<String>,
+    header_timeout: Option<String>,
     #[serde(default)]
     vars: BTreeMap<String, String>,
 }
@@ -78,6 +82,7 @@ pub struct Config {
     pub build_context: PathBuf,
     pub body_buffer_bytes: usize,
     pub abandoned_space_ttl: Duration,
+    pub header_timeout: Duration,
     pub vars: BTreeMap<String, String>,
 }
 
@@ -95,6 +100,8 @@ pub enum ConfigError {
     IdleTimeout(String),
     #[error("invalid abandoned space TTL {0:?}: expected a duration such as 10m")]
     AbandonedTtl(String),
+    #[error("invalid header timeout {0:?}: expected a duration such as 10s")]
+    HeaderTimeout(String),
     #[error("invalid --var {0:?}: expected NAME=VALUE")]
     Var(String),
 }
@@ -130,6 +137,14 @@ impl Config {
             .or(file.abandoned_space_ttl)
             .unwrap_or_else(|| "10m".into());
         let abandoned_space_ttl = crate::defs::parse_duration(&ttl).ok_or(ConfigError::AbandonedTtl(ttl))?;
+        let header = args
+            .header_timeout
+            .clone()
+            .or(file.header_timeout)
+            .unwrap_or_else(|| "10s".into());
+        let header_timeout = crate::defs::parse_duration(&header)
+            .filter(|d| !d.is_zero())
+            .ok_or(ConfigError::HeaderTimeout(header))?;
         let defs = args.defs.clone().or(file.defs).unwrap_or_else(|| "defs".into());
         let build_context = args.build_context.clone().or(file.build_context).unwrap_or_else(|| {
             std::fs::canonicalize(&defs)
@@ -152,6 +167,7 @@ impl Config {
             build_context,
             body_buffer_bytes: args.body_buffer_mib.or(file.body_buffer_mib).unwrap_or(16) << 20,
             abandoned_space_ttl,
+            header_timeout,
             vars,
         })
     }

@@ -37,8 +37,6 @@ use crate::store::{Store, StoreError, StoreOptions};
 
 /// How long open connections get to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-/// A client must send its request headers within this time.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request head accepted (HTTP/1); larger gets 431.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// How often idle instances are looked for.
@@ -160,6 +158,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             front,
             store: store.clone(),
         }),
+        config.header_timeout,
     )
     .await;
 
@@ -177,12 +176,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 }
 
 /// Accepts connections until a shutdown signal, then drains them.
-async fn serve(listener: TcpListener, router: Arc<Router>) {
+/// `header_timeout`: a client must send its request headers within it.
+async fn serve(listener: TcpListener, router: Arc<Router>, header_timeout: Duration) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(header_timeout)
         .max_buf_size(MAX_HEADER_BYTES);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());

@@ -27,7 +27,14 @@ async fn limits_protocols_and_abandoned_spaces() {
         &tmp.path().join("data"),
         &test_defs(tmp.path(), &[]),
         &ns.name,
-        &["--body-buffer-mib", "1", "--abandoned-space-ttl", "1s"],
+        &[
+            "--body-buffer-mib",
+            "1",
+            "--abandoned-space-ttl",
+            "1s",
+            "--header-timeout",
+            "1s",
+        ],
     );
     let client = http();
 
@@ -61,6 +68,24 @@ async fn limits_protocols_and_abandoned_spaces() {
         resp.is_empty() || resp.starts_with("HTTP/1.1 431"),
         "{}",
         &resp[..resp.len().min(200)]
+    );
+    assert_eq!(client.get(daemon.url("/echo/")).send().await.unwrap().status(), 200);
+
+    // A slow client that never finishes its headers is cut off.
+    let mut slow = std::net::TcpStream::connect(&daemon.addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    slow.write_all(b"GET /echo/ HTTP/1.1\r\nHost: t\r\n").unwrap();
+    let began = Instant::now();
+    let mut rest = Vec::new();
+    let n = slow.read_to_end(&mut rest).unwrap_or(0);
+    println!("slow client cut off after {:?}", began.elapsed());
+    assert!(
+        began.elapsed() < Duration::from_secs(10),
+        "the slow client was not cut off"
+    );
+    assert!(
+        n == 0 || String::from_utf8_lossy(&rest).starts_with("HTTP/1.1 408"),
+        "{rest:?}"
     );
     assert_eq!(client.get(daemon.url("/echo/")).send().await.unwrap().status(), 200);
 
