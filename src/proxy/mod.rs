@@ -75,6 +75,21 @@ pub struct Route {
     pub start: Option<StartRequest>,
 }
 
+/// A request on its way to an instance, after routing and buffering.
+struct Exchange {
+    parts: http::request::Parts,
+    body: RequestBody,
+    /// The path after the viewspec.
+    rest: String,
+    down: Downstream,
+    /// The client side of a protocol switch (WebSocket), when asked for.
+    on_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    /// A browser's GET: may be answered with "starting…" instead of waiting.
+    waits_visibly: bool,
+    /// Error pages in HTML (the client accepts it).
+    html: bool,
+}
+
 /// The request body, as far as it has been read.
 enum RequestBody {
     /// Read whole: can be sent again.
@@ -164,10 +179,16 @@ impl FrontDoor {
             Ok(b) => b,
             Err(resp) => return resp,
         };
-        let down = Downstream { peer, prefix: raw };
-        let waits_visibly = html && parts.method == http::Method::GET;
-        self.proxy(parts, body, rest, route, down, on_upgrade, waits_visibly)
-            .await
+        let exchange = Exchange {
+            waits_visibly: html && parts.method == http::Method::GET,
+            html,
+            parts,
+            body,
+            rest,
+            down: Downstream { peer, prefix: raw },
+            on_upgrade,
+        };
+        self.proxy(exchange, route).await
     }
 
     /// Plans the instance of a route: `Ok(Err(viewspec))` when the URL must
@@ -229,18 +250,9 @@ impl FrontDoor {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn proxy(
-        &self,
-        parts: http::request::Parts,
-        mut body: RequestBody,
-        rest: String,
-        mut route: Route,
-        down: Downstream,
-        mut on_upgrade: Option<hyper::upgrade::OnUpgrade>,
-        waits_visibly: bool,
-    ) -> Response<Body> {
-        let html = waits_visibly;
+    /// Activates and forwards, replaying once if the instance turns out gone.
+    async fn proxy(&self, mut ex: Exchange, mut route: Route) -> Response<Body> {
+        let html = ex.html;
         let mut retried = false;
         loop {
             let instance = match self.activator.ready(&route.key) {
@@ -257,19 +269,19 @@ impl FrontDoor {
                             Err(e) => return pages::error(e.status, &e.message, None, html),
                         },
                     };
-                    match self.activate(start, waits_visibly).await {
+                    match self.activate(start, ex.waits_visibly, html).await {
                         Ok(i) => i,
                         Err(resp) => return resp,
                     }
                 }
             };
             let guard = ActivityGuard::new(instance.clone(), self.activator.clock_origin());
-            let (send, replayable) = match &mut body {
+            let (send, replayable) = match &mut ex.body {
                 RequestBody::Buffered(b) => (Body::from(b.clone()), true),
                 RequestBody::Streaming(b) => (b.take().unwrap_or_else(Body::empty), false),
             };
-            let upstream = match forward::upstream_request(&parts, &rest, send, &instance, &down, on_upgrade.is_some())
-            {
+            let upgrade = ex.on_upgrade.is_some();
+            let upstream = match forward::upstream_request(&ex.parts, &ex.rest, send, &instance, &ex.down, upgrade) {
                 Ok(r) => r,
                 Err(e) => return pages::error(StatusCode::BAD_REQUEST, &format!("cannot forward: {e}"), None, html),
             };
@@ -278,7 +290,7 @@ impl FrontDoor {
                 Ok(resp) => {
                     METRICS.proxy_latency.observe(sent.elapsed().as_secs_f64());
                     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-                        if let Some(client_side) = on_upgrade.take() {
+                        if let Some(client_side) = ex.on_upgrade.take() {
                             return forward::splice_upgrade(client_side, resp, guard);
                         }
                     }
@@ -304,7 +316,12 @@ impl FrontDoor {
     }
 
     /// Waits for the instance to start; browsers get "starting…" after a second.
-    async fn activate(&self, start: StartRequest, waits_visibly: bool) -> Result<Arc<Instance>, Response<Body>> {
+    async fn activate(
+        &self,
+        start: StartRequest,
+        waits_visibly: bool,
+        html: bool,
+    ) -> Result<Arc<Instance>, Response<Body>> {
         let service = start.service.clone();
         let result = if waits_visibly {
             match tokio::time::timeout(self.settings.browser_wait, self.activator.ensure(start)).await {
@@ -317,7 +334,7 @@ impl FrontDoor {
         result.map_err(|e| {
             METRICS.errors.get_or_create(&KindLabels { kind: "start" }).inc();
             let reason = format!("{service} could not be started: {e}");
-            pages::error(e.status(), &reason, e.logs(), waits_visibly)
+            pages::error(e.status(), &reason, e.logs(), html)
         })
     }
 
