@@ -44,7 +44,7 @@ async fn restart_reattaches_running_containers() {
     assert!(stray.status.success(), "{}", stderr(&stray));
     let stray = stdout(&stray).trim().to_owned();
 
-    let daemon = Daemon::start(&data, &defs, &ns.name);
+    let mut daemon = Daemon::start(&data, &defs, &ns.name);
     let again: Value = daemon.fetch_json("/echo/").await;
     assert_eq!(
         again["hostname"],
@@ -63,4 +63,9 @@ async fn restart_reattaches_running_containers() {
         .map(|i| i["viewspec"].as_str().unwrap())
         .collect();
     assert_eq!(keys, vec!["echo"], "the record of the removed notes container was kept");
+
+    // A clean stop leaves the container running too.
+    let status = daemon.signal_and_wait(libc::SIGTERM, Duration::from_secs(15)).unwrap();
+    assert!(status.success());
+    assert!(ns.containers(false).iter().any(|c| c.starts_with(&kept)), "SIGTERM stopped the container");
 }

@@ -68,6 +68,11 @@ fn varied_tree(root: &Path) {
     std::os::unix::fs::symlink("../../outside", root.join("a/out")).unwrap();
     std::os::unix::fs::symlink("nowhere", root.join("dangling")).unwrap();
     std::os::unix::fs::symlink("big.bin", root.join("rel")).unwrap();
+    // Ownership is kept when running as root (the tests do).
+    if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::fs::lchown(root.join("a/b/c/secret"), Some(1234), Some(5678)).unwrap();
+        std::os::unix::fs::lchown(root.join("dangling"), Some(4321), Some(8765)).unwrap();
+    }
 }
 
 fn open_spaces(root: &Path) -> (DataDir, std::sync::Arc<Spaces>) {

@@ -138,29 +138,31 @@ pub fn sync_filesystem(path: &Path) -> io::Result<()> {
 }
 
 /// A tree as what a faithful copy must keep: per relative path, the kind,
-/// contents or link target, mode and mtime. Tests compare copies with it.
+/// contents or link target, mode, mtime and owner. Tests compare copies
+/// with it.
 pub fn snapshot(root: &Path) -> io::Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for e in walkdir::WalkDir::new(root).follow_links(false).min_depth(1) {
-        let e = e.unwrap();
-        let rel = e.path().strip_prefix(root).unwrap().display().to_string();
-        let m = fs::symlink_metadata(e.path()).unwrap();
+        let e = e.map_err(io::Error::other)?;
+        let rel = e.path().strip_prefix(root).unwrap_or(e.path()).display().to_string();
+        let m = fs::symlink_metadata(e.path())?;
+        let owner = format!("owner {}:{}", m.uid(), m.gid());
         let desc = if m.file_type().is_symlink() {
             format!(
-                "link {} mtime {}",
-                fs::read_link(e.path()).unwrap().display(),
+                "link {} mtime {} {owner}",
+                fs::read_link(e.path())?.display(),
                 m.mtime()
             )
         } else if m.is_dir() {
-            format!("dir {:o} mtime {}.{}", m.mode() & 0o7777, m.mtime(), m.mtime_nsec())
+            let mode = m.mode() & 0o7777;
+            format!("dir {mode:o} mtime {}.{} {owner}", m.mtime(), m.mtime_nsec())
         } else {
-            let content = fs::read(e.path()).unwrap();
+            let mode = m.mode() & 0o7777;
+            let content = fs::read(e.path())?;
             format!(
-                "file {:o} mtime {}.{} {:?}",
-                m.mode() & 0o7777,
+                "file {mode:o} mtime {}.{} {owner} {content:?}",
                 m.mtime(),
-                m.mtime_nsec(),
-                content
+                m.mtime_nsec()
             )
         };
         out.insert(rel, desc);
@@ -171,6 +173,20 @@ pub fn snapshot(root: &Path) -> io::Result<BTreeMap<String, String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn special_files_are_skipped_and_counted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        fs::create_dir(&src).unwrap();
+        fs::write(src.join("kept"), "x").unwrap();
+        let fifo = std::ffi::CString::new(src.join("pipe").as_os_str().as_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        let stats = copy_tree(&src, &tmp.path().join("dst"), CopyMethod::Copy).unwrap();
+        assert_eq!((stats.files, stats.skipped), (1, 1));
+        assert!(tmp.path().join("dst/kept").exists());
+        assert!(fs::symlink_metadata(tmp.path().join("dst/pipe")).is_err());
+    }
 
     #[test]
     fn probe_on_a_plain_filesystem_says_copy_or_reflink_and_cleans_up() {
