@@ -67,5 +67,8 @@ async fn restart_reattaches_running_containers() {
     // A clean stop leaves the container running too.
     let status = daemon.signal_and_wait(libc::SIGTERM, Duration::from_secs(15)).unwrap();
     assert!(status.success());
-    assert!(ns.containers(false).iter().any(|c| c.starts_with(&kept)), "SIGTERM stopped the container");
+    assert!(
+        ns.containers(false).iter().any(|c| c.starts_with(&kept)),
+        "SIGTERM stopped the container"
+    );
 }
