@@ -106,8 +106,9 @@ cmd_up() {
   local bin="$ROOT/target/release/substrate"
   cat >&2 <<MSG
 ==> Substrate on http://127.0.0.1:8080/
-    try:      curl -s http://127.0.0.1:8080/echo/hi
+    try:      http://127.0.0.1:8080/echo/    (curl -s http://127.0.0.1:8080/echo/hi)
               http://127.0.0.1:8080/notes/   (in a browser: your own space)
+              http://127.0.0.1:8080/foo/     (the seed README's example)
     health:   curl -s http://127.0.0.1:8080/substrate/v1/health
     admin:    curl -s -H "Authorization: Bearer \$(cat .substrate/admin.token)" http://127.0.0.1:8080/substrate/v1/instances
     inspect:  $bin inspect --data .substrate summary   (after stopping the daemon)
