@@ -980,15 +980,10 @@ impl<'a> Evaluator<'a> {
             Value::Top
         };
         let spos = self.vs[v].struct_pos.unwrap_or_default();
-        if let Some((a, apos)) = self.vs[v].acc.clone() {
-            result = match unify(&result, &a) {
-                Ok(r) => r,
-                Err(m) => {
-                    let msg = format!("{} ({})", self.prefixed(v, &m), self.files.at(spos));
-                    return self.bottom(apos, msg);
-                }
-            };
-        }
+        result = match self.with_acc(v, result, spos) {
+            Ok(r) => r,
+            Err(bottom) => return bottom,
+        };
         let disjs = self.vs[v].disjs.clone();
         if let Some(d) = disjs.iter().find(|d| needs_vertices(d.expr)) {
             return self.split_disjunction(v, *d);
@@ -1012,6 +1007,19 @@ impl<'a> Evaluator<'a> {
             };
         }
         result
+    }
+
+    /// Unifies the vertex's accumulated scalar conjuncts into `result`; a
+    /// conflict names both positions (`declared`: where the struct or list
+    /// was declared).
+    fn with_acc(&mut self, v: VId, result: Value, declared: Pos) -> Result<Value, Value> {
+        let Some((a, apos)) = self.vs[v].acc.clone() else {
+            return Ok(result);
+        };
+        unify(&result, &a).map_err(|m| {
+            let msg = format!("{} ({})", self.prefixed(v, &m), self.files.at(declared));
+            self.bottom(apos, msg)
+        })
     }
 
     fn compute_list(&mut self, v: VId) -> Value {
@@ -1055,15 +1063,10 @@ impl<'a> Evaluator<'a> {
         };
         let mut result = Value::List(Rc::new(ListV { elems, tail }));
         let lpos = self.vs[v].lists[0].2;
-        if let Some((a, apos)) = self.vs[v].acc.clone() {
-            result = match unify(&result, &a) {
-                Ok(r) => r,
-                Err(m) => {
-                    let msg = format!("{} ({})", self.prefixed(v, &m), self.files.at(lpos));
-                    return self.bottom(apos, msg);
-                }
-            };
-        }
+        result = match self.with_acc(v, result, lpos) {
+            Ok(r) => r,
+            Err(bottom) => return bottom,
+        };
         let disjs = self.vs[v].disjs.clone();
         if let Some(d) = disjs.iter().find(|d| needs_vertices(d.expr)) {
             return self.split_disjunction(v, *d);

@@ -377,7 +377,7 @@ impl Parser<'_> {
     }
 
     fn field(&mut self) -> Result<Decl, CueError> {
-        let Some((label, label_pos, optional)) = self.try_label()? else {
+        let Some(label) = self.try_label()? else {
             let pos = self.pos();
             // parse it for a better error when the expression itself is bad
             let _ = self.expr()?;
@@ -386,24 +386,7 @@ impl Parser<'_> {
                 unsupported("an embedded expression (a value not preceded by a label)"),
             ));
         };
-        self.enter()?;
-        let value = if let Some(inner) = self.try_label()? {
-            let vpos = inner.1;
-            let d = self.field_rest(inner)?;
-            Expr {
-                kind: ExprKind::Struct(vec![d]),
-                pos: vpos,
-            }
-        } else {
-            self.expr()?
-        };
-        self.depth -= 1;
-        Ok(Decl::Field(Field {
-            label,
-            label_pos,
-            optional,
-            value,
-        }))
+        self.field_rest(label)
     }
 
     fn field_rest(&mut self, (label, label_pos, optional): (Label, Pos, bool)) -> Result<Decl, CueError> {
