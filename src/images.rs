@@ -8,6 +8,18 @@ use anyhow::Context;
 use crate::runtime::build::BuildSpec;
 use crate::runtime::{DockerEngine, Engine};
 
+/// Whether imagespec `name` is enabled (`enable[name]` is true).
+pub fn enabled(defs: &crate::defs::Defs, name: &str) -> bool {
+    defs.services.get(name).is_some_and(|s| s.enabled)
+}
+
+/// The enabled imagespec that builds `image`, if any.
+pub fn buildable<'d>(defs: &'d crate::defs::Defs, image: &str) -> Option<&'d crate::defs::ImageSpec> {
+    defs.imagespecs
+        .values()
+        .find(|s| s.image == image && enabled(defs, &s.name))
+}
+
 /// How to build the image an imagespec describes, from `context`.
 pub fn build_spec(spec: &crate::defs::ImageSpec, context: &Path) -> BuildSpec {
     BuildSpec {
@@ -42,8 +54,7 @@ pub async fn build_enabled(defs_dir: &Path, context: Option<&Path>, names: &[Str
     let engine = DockerEngine::new("default");
     let mut built = Vec::new();
     for (name, spec) in &defs.imagespecs {
-        let enabled = defs.services.get(name).is_some_and(|s| s.enabled);
-        if !(names.is_empty() && enabled || names.contains(name)) {
+        if !(names.is_empty() && enabled(&defs, name) || names.contains(name)) {
             continue;
         }
         engine.build_image(&build_spec(spec, &context)).await?;

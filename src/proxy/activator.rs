@@ -375,7 +375,7 @@ impl Activator {
             return Ok(());
         }
         let defs = self.catalog.current();
-        let Some(imagespec) = buildable_imagespec(&defs, &spec.image) else {
+        let Some(imagespec) = crate::images::buildable(&defs, &spec.image) else {
             return Err(StartError::ImageMissing {
                 image: spec.image.clone(),
             });
@@ -562,13 +562,6 @@ pub struct ReconcileReport {
     pub reattached: Vec<String>,
     pub dropped: Vec<String>,
     pub removed: Vec<String>,
-}
-
-/// The imagespec that builds `image`, if its name is enabled.
-fn buildable_imagespec<'d>(defs: &'d crate::defs::Defs, image: &str) -> Option<&'d crate::defs::ImageSpec> {
-    defs.imagespecs
-        .values()
-        .find(|s| s.image == image && defs.services.get(&s.name).is_some_and(|svc| svc.enabled))
 }
 
 fn idle_timeout(spec: &InstanceSpec, default: Duration) -> Option<Duration> {

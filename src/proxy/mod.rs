@@ -58,7 +58,7 @@ impl Default for FrontDoorSettings {
 pub struct FrontDoor {
     pub activator: Arc<Activator>,
     catalog: Catalog,
-    pub params: params::Planner,
+    params: params::Planner,
     client: UpstreamClient,
     settings: FrontDoorSettings,
 }
@@ -161,7 +161,8 @@ impl FrontDoor {
             start: None,
         };
         // The warm path skips planning: a ready instance was planned already.
-        if self.activator.ready(&route.key).is_none() {
+        let ready = self.activator.ready(&route.key);
+        if ready.is_none() {
             match self.plan(&route).await {
                 Ok(Ok(start)) => route.start = Some(start),
                 Ok(Err(completed)) => {
@@ -188,7 +189,7 @@ impl FrontDoor {
             down: Downstream { peer, prefix: raw },
             on_upgrade,
         };
-        self.proxy(exchange, route).await
+        self.proxy(exchange, route, ready).await
     }
 
     /// Plans the instance of a route: `Ok(Err(viewspec))` when the URL must
@@ -251,11 +252,12 @@ impl FrontDoor {
     }
 
     /// Activates and forwards, replaying once if the instance turns out gone.
-    async fn proxy(&self, mut ex: Exchange, mut route: Route) -> Response<Body> {
+    /// `ready`: the instance routing found, used for the first attempt.
+    async fn proxy(&self, mut ex: Exchange, mut route: Route, mut ready: Option<Arc<Instance>>) -> Response<Body> {
         let html = ex.html;
         let mut retried = false;
         loop {
-            let instance = match self.activator.ready(&route.key) {
+            let instance = match ready.take().or_else(|| self.activator.ready(&route.key)) {
                 Some(i) => i,
                 None => {
                     let start = match route.start.take() {
