@@ -109,16 +109,6 @@ impl Metrics {
     }
 }
 
-pub fn status_class(status: u16) -> &'static str {
-    match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    }
-}
-
 pub fn method_label(method: crate::store::CopyMethod) -> &'static str {
     match method {
         crate::store::CopyMethod::Reflink => "reflink",

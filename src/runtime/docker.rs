@@ -132,14 +132,6 @@ impl DockerEngine {
         }
     }
 
-    /// Removes the namespace's network (tests clean up with it).
-    pub async fn remove_network(&self) -> Result<(), RuntimeError> {
-        match self.client().await?.remove_network(&self.network).await {
-            Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
-            Err(e) => Err(map_err(e)),
-        }
-    }
-
     fn namespace_filter(&self) -> HashMap<String, Vec<String>> {
         HashMap::from([(
             "label".to_owned(),
