@@ -91,7 +91,7 @@ pub async fn ensure(
         key: viewspec.canonical(),
         viewspec,
         defs: defs.clone(),
-        origin: String::new(),
+        host: None,
         start: None,
     };
     // At most one completion: the completed viewspec plans to an instance.

@@ -70,7 +70,8 @@ pub struct Route {
     pub viewspec: Viewspec,
     /// The definitions the request was routed with; they hold the service.
     pub defs: Arc<crate::defs::Defs>,
-    pub origin: String,
+    /// The `Host` the client used, for `SUBSTRATE_ORIGIN`.
+    pub host: Option<http::HeaderValue>,
     /// Planned already (on the cold path).
     pub start: Option<StartRequest>,
 }
@@ -147,17 +148,13 @@ impl FrontDoor {
             );
             return pages::error(StatusCode::NOT_FOUND, &reason, None, html);
         }
-        let origin = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(|h| format!("http://{h}"))
-            .unwrap_or_default();
+        // Only a start needs it (SUBSTRATE_ORIGIN): keep the header, format later.
+        let host = req.headers().get(header::HOST).cloned();
         let mut route = Route {
             key: viewspec.canonical(),
             viewspec,
             defs: defs.clone(),
-            origin,
+            host,
             start: None,
         };
         // The warm path skips planning: a ready instance was planned already.
@@ -210,7 +207,12 @@ impl FrontDoor {
                 service: service.name.clone(),
                 injected: p.injected,
                 binds: p.binds,
-                origin: route.origin.clone(),
+                origin: route
+                    .host
+                    .as_ref()
+                    .and_then(|h| h.to_str().ok())
+                    .map(|h| format!("http://{h}"))
+                    .unwrap_or_default(),
             })),
         }
     }
