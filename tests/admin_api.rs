@@ -38,13 +38,13 @@ async fn admin_requires_the_token_and_manages_instances() {
     assert_eq!(echo["image"], "substrate-echo");
     assert_eq!(echo["enabled"], true);
 
-    let resp = client
-        .post(daemon.url("/substrate/v1/instances"))
-        .bearer_auth(&token)
-        .json(&json!({"service": "echo"}))
-        .send()
-        .await
-        .unwrap();
+    let resp = daemon
+        .api(
+            reqwest::Method::POST,
+            "/substrate/v1/instances",
+            Some(json!({"service": "echo"})),
+        )
+        .await;
     assert_eq!(resp.status(), 200);
     let ensured: Value = resp.json().await.unwrap();
     assert_eq!(ensured, json!({"viewspec": "echo", "url": "/echo/"}));
@@ -54,29 +54,23 @@ async fn admin_requires_the_token_and_manages_instances() {
     assert_eq!(list["instances"][0]["viewspec"], "echo");
     assert_eq!(list["instances"][0]["state"], "ready");
 
-    let resp = client
-        .delete(daemon.url("/substrate/v1/instances/echo"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let resp = daemon
+        .api(reqwest::Method::DELETE, "/substrate/v1/instances/echo", None)
+        .await;
     assert_eq!(resp.status(), 200);
     assert!(ns.containers(true).is_empty(), "the container survived DELETE");
-    let resp = client
-        .delete(daemon.url("/substrate/v1/instances/echo"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let resp = daemon
+        .api(reqwest::Method::DELETE, "/substrate/v1/instances/echo", None)
+        .await;
     assert_eq!(resp.status(), 404);
 
-    let resp = client
-        .post(daemon.url("/substrate/v1/instances"))
-        .bearer_auth(&token)
-        .json(&json!({"service": "nosuch"}))
-        .send()
-        .await
-        .unwrap();
+    let resp = daemon
+        .api(
+            reqwest::Method::POST,
+            "/substrate/v1/instances",
+            Some(json!({"service": "nosuch"})),
+        )
+        .await;
     assert_eq!(resp.status(), 404);
     let resp = client
         .post(daemon.url("/substrate/v1/instances"))

@@ -119,19 +119,14 @@ async fn run_cycles(cycles: usize) {
 
         // Restart (start-up recovery runs), check every acknowledgement.
         let mut daemon = Daemon::start(&data, &defs, &ns.name);
-        let client = http();
-        let token = daemon.token();
         let (spaces, checkpoints) = {
             let a = acked.lock().unwrap();
             (a.spaces.clone(), a.checkpoints.clone())
         };
         for (id, live) in &spaces {
-            let r = client
-                .get(daemon.url(&format!("/substrate/v1/spaces/{id}")))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap();
+            let r = daemon
+                .api(reqwest::Method::GET, &format!("/substrate/v1/spaces/{id}"), None)
+                .await;
             let ok = r.status() == 200 && {
                 let v: Value = r.json().await.unwrap();
                 v["space"]["deleted"] == json!(!live)
@@ -142,12 +137,9 @@ async fn run_cycles(cycles: usize) {
             }
         }
         for id in &checkpoints {
-            let r = client
-                .get(daemon.url(&format!("/substrate/v1/checkpoints/{id}")))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap();
+            let r = daemon
+                .api(reqwest::Method::GET, &format!("/substrate/v1/checkpoints/{id}"), None)
+                .await;
             if r.status() != 200 {
                 eprintln!("cycle {cycle}: acknowledged checkpoint {id} lost");
                 lost += 1;

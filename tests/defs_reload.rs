@@ -77,12 +77,7 @@ async fn edits_are_picked_up_and_broken_edits_are_not() {
     assert_eq!(client.get(daemon.url("/late/")).send().await.unwrap().status(), 200);
 
     // The reload endpoint reports the same errors.
-    let resp = client
-        .post(daemon.url("/substrate/v1/reload"))
-        .bearer_auth(daemon.token())
-        .send()
-        .await
-        .unwrap();
+    let resp = daemon.api(reqwest::Method::POST, "/substrate/v1/reload", None).await;
     assert_eq!(resp.status(), 422);
     let body: Value = resp.json().await.unwrap();
     assert!(

@@ -106,7 +106,6 @@ async fn limits_protocols_and_abandoned_spaces() {
 
     // A redirect whose URL is never requested leaves an abandoned space,
     // collected after its TTL; a used one and an API-made one stay.
-    let token = daemon.token();
     let abandoned = client.get(daemon.url("/notes/")).send().await.unwrap();
     let abandoned = abandoned.headers()["location"]
         .to_str()
@@ -116,12 +115,9 @@ async fn limits_protocols_and_abandoned_spaces() {
     let used = client.get(daemon.url("/notes/")).send().await.unwrap();
     let used_url = used.headers()["location"].to_str().unwrap().to_owned();
     assert_eq!(client.get(daemon.url(&used_url)).send().await.unwrap().status(), 200);
-    let api_made: Value = client
-        .post(daemon.url("/substrate/v1/spaces"))
-        .bearer_auth(&token)
-        .send()
+    let api_made: Value = daemon
+        .api(reqwest::Method::POST, "/substrate/v1/spaces", None)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

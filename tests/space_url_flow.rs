@@ -220,23 +220,19 @@ async fn traversal_shaped_ids_are_refused() {
         let resp = client.get(daemon.url(&format!("/{bad}/"))).send().await.unwrap();
         assert_eq!(resp.status(), 400, "{bad}");
     }
-    let token = daemon.token();
     for bad in ["sp-..%2F..%2Fetc", "sp-%2e%2e%2Fetc", &long] {
-        let resp = client
-            .get(daemon.url(&format!("/substrate/v1/spaces/{bad}")))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let resp = daemon
+            .api(reqwest::Method::GET, &format!("/substrate/v1/spaces/{bad}"), None)
+            .await;
         assert_eq!(resp.status(), 400, "{bad}");
     }
-    let resp = client
-        .post(daemon.url("/substrate/v1/spaces"))
-        .bearer_auth(&token)
-        .json(&json!({"from": "../../etc"}))
-        .send()
-        .await
-        .unwrap();
+    let resp = daemon
+        .api(
+            reqwest::Method::POST,
+            "/substrate/v1/spaces",
+            Some(json!({"from": "../../etc"})),
+        )
+        .await;
     assert_eq!(resp.status(), 400);
     // An unknown (well-formed) space is a 404 page.
     let resp = client
