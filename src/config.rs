@@ -112,36 +112,16 @@ impl Config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
-        let listen = args
-            .listen
-            .clone()
-            .or(file.listen)
-            .unwrap_or_else(|| "127.0.0.1:8080".into());
-        let namespace = args
-            .namespace
-            .clone()
-            .or(file.namespace)
-            .unwrap_or_else(|| "default".into());
+        let listen = layered(&args.listen, file.listen, "127.0.0.1:8080");
+        let namespace = layered(&args.namespace, file.namespace, "default");
         if !valid_namespace(&namespace) {
             return Err(ConfigError::Namespace(namespace));
         }
-        let idle = args
-            .idle_timeout
-            .clone()
-            .or(file.idle_timeout)
-            .unwrap_or_else(|| "15m".into());
+        let idle = layered(&args.idle_timeout, file.idle_timeout, "15m");
         let idle_timeout = crate::defs::parse_duration(&idle).ok_or(ConfigError::IdleTimeout(idle))?;
-        let ttl = args
-            .abandoned_space_ttl
-            .clone()
-            .or(file.abandoned_space_ttl)
-            .unwrap_or_else(|| "10m".into());
+        let ttl = layered(&args.abandoned_space_ttl, file.abandoned_space_ttl, "10m");
         let abandoned_space_ttl = crate::defs::parse_duration(&ttl).ok_or(ConfigError::AbandonedTtl(ttl))?;
-        let header = args
-            .header_timeout
-            .clone()
-            .or(file.header_timeout)
-            .unwrap_or_else(|| "10s".into());
+        let header = layered(&args.header_timeout, file.header_timeout, "10s");
         let header_timeout = crate::defs::parse_duration(&header)
             .filter(|d| !d.is_zero())
             .ok_or(ConfigError::HeaderTimeout(header))?;
@@ -171,6 +151,12 @@ impl Config {
             vars,
         })
     }
+}
+
+/// A text setting: the flag (or its environment variable), else the file's
+/// value, else the default.
+fn layered(flag: &Option<String>, file: Option<String>, default: &str) -> String {
+    flag.clone().or(file).unwrap_or_else(|| default.to_owned())
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
