@@ -46,6 +46,24 @@ pub struct ServeArgs {
     /// Spaces made by a redirect and never used are deleted after this [default: 10m]
     #[arg(long, env = "SUBSTRATE_ABANDONED_SPACE_TTL")]
     pub abandoned_space_ttl: Option<String>,
+    /// Largest request header block in KiB, HTTP/1.1 and HTTP/2 alike; larger gets 431 [default: 64]
+    #[arg(long, env = "SUBSTRATE_MAX_HEADER_KIB")]
+    pub max_header_kib: Option<usize>,
+    /// A request body that sends nothing for this long gets 408 and the connection is closed [default: 60s]
+    #[arg(long, env = "SUBSTRATE_BODY_READ_TIMEOUT")]
+    pub body_read_timeout: Option<String>,
+    /// A client that reads nothing of the response for this long is disconnected [default: 60s]
+    #[arg(long, env = "SUBSTRATE_SEND_TIMEOUT")]
+    pub send_timeout: Option<String>,
+    /// Connecting to a container must succeed within this [default: 5s]
+    #[arg(long, env = "SUBSTRATE_UPSTREAM_CONNECT_TIMEOUT")]
+    pub upstream_connect_timeout: Option<String>,
+    /// A container must start its response within this; 0 waits forever (long polls, SSE) [default: 0]
+    #[arg(long, env = "SUBSTRATE_UPSTREAM_RESPONSE_TIMEOUT")]
+    pub upstream_response_timeout: Option<String>,
+    /// Peers whose X-Forwarded-*/Forwarded headers are believed: comma-separated CIDRs or addresses [default: none]
+    #[arg(long, env = "SUBSTRATE_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
     /// Override a `#var` of the definitions: NAME=VALUE (repeatable)
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,
@@ -65,6 +83,12 @@ struct FileConfig {
     body_buffer_mib: Option<usize>,
     abandoned_space_ttl: Option<String>,
     header_timeout: Option<String>,
+    max_header_kib: Option<usize>,
+    body_read_timeout: Option<String>,
+    send_timeout: Option<String>,
+    upstream_connect_timeout: Option<String>,
+    upstream_response_timeout: Option<String>,
+    trusted_proxies: Option<Vec<String>>,
     #[serde(default)]
     vars: BTreeMap<String, String>,
 }
@@ -83,6 +107,14 @@ pub struct Config {
     pub body_buffer_bytes: usize,
     pub abandoned_space_ttl: Duration,
     pub header_timeout: Duration,
+    /// Largest request header block, bytes (HTTP/1.1 and HTTP/2).
+    pub max_header_bytes: usize,
+    pub body_read_timeout: Duration,
+    pub send_timeout: Duration,
+    pub upstream_connect_timeout: Duration,
+    /// `None`: no limit.
+    pub upstream_response_timeout: Option<Duration>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub vars: BTreeMap<String, String>,
 }
 
@@ -102,6 +134,16 @@ pub enum ConfigError {
     AbandonedTtl(String),
     #[error("invalid header timeout {0:?}: expected a duration such as 10s")]
     HeaderTimeout(String),
+    #[error("invalid {name} {value:?}: expected a duration such as {example}")]
+    Duration {
+        name: &'static str,
+        value: String,
+        example: &'static str,
+    },
+    #[error("invalid max_header_kib {0}: expected 1 to 1024")]
+    MaxHeader(usize),
+    #[error("invalid trusted proxy {0:?}: expected a CIDR such as 10.0.0.0/8 or fd00::/8, or an address")]
+    TrustedProxy(String),
     #[error("invalid --var {0:?}: expected NAME=VALUE")]
     Var(String),
 }
@@ -125,6 +167,39 @@ impl Config {
         let header_timeout = crate::defs::parse_duration(&header)
             .filter(|d| !d.is_zero())
             .ok_or(ConfigError::HeaderTimeout(header))?;
+        let body_read_timeout = nonzero_duration(
+            "body_read_timeout",
+            &layered(&args.body_read_timeout, file.body_read_timeout, "60s"),
+            "60s",
+        )?;
+        let send_timeout = nonzero_duration(
+            "send_timeout",
+            &layered(&args.send_timeout, file.send_timeout, "60s"),
+            "60s",
+        )?;
+        let upstream_connect_timeout = nonzero_duration(
+            "upstream_connect_timeout",
+            &layered(&args.upstream_connect_timeout, file.upstream_connect_timeout, "5s"),
+            "5s",
+        )?;
+        let response = layered(&args.upstream_response_timeout, file.upstream_response_timeout, "0");
+        let upstream_response_timeout = crate::defs::parse_duration(&response)
+            .ok_or(ConfigError::Duration {
+                name: "upstream_response_timeout",
+                value: response,
+                example: "5m, or 0 for none",
+            })
+            .map(|d| Some(d).filter(|d| !d.is_zero()))?;
+        let max_header_kib = args.max_header_kib.or(file.max_header_kib).unwrap_or(64);
+        if !(1..=1024).contains(&max_header_kib) {
+            return Err(ConfigError::MaxHeader(max_header_kib));
+        }
+        let proxies = if args.trusted_proxies.is_empty() {
+            file.trusted_proxies.unwrap_or_default()
+        } else {
+            args.trusted_proxies.clone()
+        };
+        let trusted_proxies = proxies.iter().map(|p| parse_cidr(p)).collect::<Result<Vec<_>, _>>()?;
         let defs = args.defs.clone().or(file.defs).unwrap_or_else(|| "defs".into());
         let build_context = args.build_context.clone().or(file.build_context).unwrap_or_else(|| {
             std::fs::canonicalize(&defs)
@@ -148,9 +223,34 @@ impl Config {
             body_buffer_bytes: args.body_buffer_mib.or(file.body_buffer_mib).unwrap_or(16) << 20,
             abandoned_space_ttl,
             header_timeout,
+            max_header_bytes: max_header_kib << 10,
+            body_read_timeout,
+            send_timeout,
+            upstream_connect_timeout,
+            upstream_response_timeout,
+            trusted_proxies,
             vars,
         })
     }
+}
+
+/// A duration setting that must be more than zero.
+fn nonzero_duration(name: &'static str, value: &str, example: &'static str) -> Result<Duration, ConfigError> {
+    crate::defs::parse_duration(value)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| ConfigError::Duration {
+            name,
+            value: value.to_owned(),
+            example,
+        })
+}
+
+/// `10.0.0.0/8`, `fd00::/8`, or a bare address (a /32 or /128).
+fn parse_cidr(text: &str) -> Result<ipnet::IpNet, ConfigError> {
+    let t = text.trim();
+    t.parse::<ipnet::IpNet>()
+        .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| ConfigError::TrustedProxy(text.to_owned()))
 }
 
 /// A text setting: the flag (or its environment variable), else the file's
@@ -205,6 +305,38 @@ mod tests {
         assert_eq!(c.idle_timeout, Duration::from_secs(15 * 60));
         assert_eq!(c.vars.get("image_prefix").map(String::as_str), Some("file-"));
         assert_eq!(c.vars.get("other").map(String::as_str), Some("x"));
+    }
+
+    #[test]
+    fn trust_and_timeouts_have_defaults_and_parse() {
+        let c = Config::resolve(&ServeArgs::default()).unwrap();
+        assert!(c.trusted_proxies.is_empty());
+        assert_eq!(c.max_header_bytes, 64 << 10);
+        assert_eq!(c.body_read_timeout, Duration::from_secs(60));
+        assert_eq!(c.send_timeout, Duration::from_secs(60));
+        assert_eq!(c.upstream_connect_timeout, Duration::from_secs(5));
+        assert_eq!(c.upstream_response_timeout, None);
+        let args = ServeArgs {
+            trusted_proxies: vec!["10.0.0.0/8".into(), "::1".into()],
+            upstream_response_timeout: Some("5m".into()),
+            ..Default::default()
+        };
+        let c = Config::resolve(&args).unwrap();
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert_eq!(c.upstream_response_timeout, Some(Duration::from_secs(300)));
+        let args = ServeArgs {
+            trusted_proxies: vec!["10.0.0.0/33".into()],
+            ..Default::default()
+        };
+        assert!(Config::resolve(&args).unwrap_err().to_string().contains("10.0.0.0/33"));
+        let args = ServeArgs {
+            body_read_timeout: Some("0".into()),
+            ..Default::default()
+        };
+        assert!(Config::resolve(&args)
+            .unwrap_err()
+            .to_string()
+            .contains("body_read_timeout"));
     }
 
     #[test]

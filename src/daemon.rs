@@ -28,17 +28,18 @@ use crate::admin::{self, AdminState};
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::datadir::DataDir;
+use crate::instance::{reaper, Activator, ActivatorSettings};
 use crate::metrics::{self, StateLabels, METRICS};
-use crate::proxy::activator::{Activator, ActivatorSettings};
-use crate::proxy::{params, reaper, FrontDoor, FrontDoorSettings};
+use crate::proxy::forward::TrustedProxies;
+use crate::proxy::timeouts::SendTimeout;
+use crate::proxy::upstream::UpstreamSettings;
+use crate::proxy::{params, FrontDoor, FrontDoorSettings};
 use crate::runtime::DockerEngine;
 use crate::space::Spaces;
 use crate::store::{Store, StoreError, StoreOptions};
 
 /// How long open connections get to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest request head accepted (HTTP/1); larger gets 431.
-const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// How often idle instances are looked for.
 const REAP_TICK: Duration = Duration::from_millis(250);
 /// Edits arriving this close together make one reload.
@@ -118,6 +119,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         params::Planner::new(spaces.clone()),
         FrontDoorSettings {
             body_buffer_limit: config.body_buffer_bytes,
+            body_read_timeout: config.body_read_timeout,
+            trusted_proxies: TrustedProxies::new(config.trusted_proxies.clone()),
+            upstream: UpstreamSettings {
+                connect_timeout: config.upstream_connect_timeout,
+                response_timeout: config.upstream_response_timeout,
+                ..UpstreamSettings::default()
+            },
             ..FrontDoorSettings::default()
         },
     ));
@@ -158,7 +166,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             front,
             store: store.clone(),
         }),
-        config.header_timeout,
+        ConnectionLimits {
+            header_timeout: config.header_timeout,
+            max_header_bytes: config.max_header_bytes,
+            send_timeout: config.send_timeout,
+        },
     )
     .await;
 
@@ -175,15 +187,32 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What each client connection is held to (SPEC §4 "Timeouts and limits").
+#[derive(Debug, Clone, Copy)]
+struct ConnectionLimits {
+    /// A client must send its request headers within this.
+    header_timeout: Duration,
+    /// Largest request header block, the same for HTTP/1.1 and HTTP/2; over
+    /// it HTTP/1.1 gets 431, and HTTP/2 gets 431 on that stream only.
+    max_header_bytes: usize,
+    /// A write to the client may stay blocked this long.
+    send_timeout: Duration,
+}
+
 /// Accepts connections until a shutdown signal, then drains them.
-/// `header_timeout`: a client must send its request headers within it.
-async fn serve(listener: TcpListener, router: Arc<Router>, header_timeout: Duration) {
+async fn serve(listener: TcpListener, router: Arc<Router>, limits: ConnectionLimits) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        .max_buf_size(MAX_HEADER_BYTES);
+        .header_read_timeout(limits.header_timeout)
+        // The read buffer must hold the whole head; a little room for the
+        // request line beyond the header block.
+        .max_buf_size(limits.max_header_bytes + 8 * 1024);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(limits.max_header_bytes as u32);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
@@ -204,6 +233,7 @@ async fn serve(listener: TcpListener, router: Arc<Router>, header_timeout: Durat
                     let router = router.clone();
                     async move { Ok::<_, Infallible>(dispatch(router, req.map(Body::new), peer).await) }
                 });
+                let stream = SendTimeout::new(stream, limits.send_timeout);
                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn.into_owned());
                 tokio::spawn(async move {

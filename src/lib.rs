@@ -10,9 +10,13 @@
 //!
 //! - [`daemon`]: `substrate serve` — listener, background tasks, shutdown.
 //! - [`proxy`]: the front door. [`proxy::params`] plans an instance from the
-//!   URL, [`proxy::activator`] starts one container per instance key and
-//!   waits for [`proxy::readiness`], [`proxy::forward`] proxies to it,
-//!   [`proxy::reaper`] stops idle ones.
+//!   URL, [`proxy::forward`] proxies to it over [`proxy::upstream`]
+//!   connections, [`proxy::retry`] decides what a failure may retry,
+//!   [`proxy::timeouts`] bounds what clients control.
+//! - [`instance`]: the instance lifecycle. [`instance::activator`] starts one
+//!   container per instance key and waits for [`instance::readiness`];
+//!   [`instance::stop`] is the one way an instance ends; [`instance::reaper`]
+//!   stops idle ones; [`instance::reconcile`] re-attaches after a restart.
 //! - [`viewspec`]: the URL grammar (`notes;data=sp-…`).
 //! - [`catalog`] and [`defs`]: the service definitions — our evaluator for a
 //!   subset of CUE, loaded from `defs/` and reloaded on change.
@@ -35,6 +39,7 @@ pub mod defs;
 pub mod ids;
 pub mod images;
 pub mod inspect;
+pub mod instance;
 pub mod lineage;
 pub mod metrics;
 pub mod proxy;

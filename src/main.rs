@@ -35,7 +35,7 @@ enum LogFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Read a stopped daemon's database
     Inspect {
         /// Data directory
@@ -187,7 +187,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Inspect { data, json, command } => {
             let mut stdout = std::io::stdout().lock();
             match inspect::run(&data, &command, json, &mut stdout) {

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{AdminResult, AdminState, ApiError, Authorized};
+use crate::instance::StopOutcome;
 use crate::proxy::Route;
 use crate::viewspec::Viewspec;
 
@@ -123,9 +124,12 @@ pub async fn ensure(
 
 pub async fn stop(_: Authorized, State(state): State<AdminState>, Path(raw): Path<String>) -> AdminResult<Value> {
     let key = canonical(&raw)?;
-    if state.front.activator.stop(&key).await {
-        Ok(Json(json!({ "stopped": key })))
-    } else if state.store.remove_instance(&key)? {
+    match state.front.activator.stop(&key).await {
+        StopOutcome::Stopped => return Ok(Json(json!({ "stopped": key }))),
+        StopOutcome::CancelledStart => return Ok(Json(json!({ "stopped": key, "cancelled_start": true }))),
+        StopOutcome::NotFound => {}
+    }
+    if state.store.remove_instance(&key)? {
         Ok(Json(json!({ "forgotten": key })))
     } else {
         Err(ApiError::not_found(format!("no instance {key}")))

@@ -91,9 +91,10 @@ pub struct DeleteQuery {
     force: bool,
 }
 
-/// Running instances (ready or starting) whose viewspec uses the space.
+/// Live instances (ready, starting or stopping) whose viewspec uses the space.
 fn running_users(state: &AdminState, id: &SpaceId) -> Result<Vec<String>, ApiError> {
-    let starting = state.front.activator.starting();
+    let mut starting = state.front.activator.starting();
+    starting.extend(state.front.activator.stopping());
     let mut keys: Vec<String> = state
         .store
         .uses_of(id)?

@@ -1,9 +1,13 @@
 //! Forwarding one request to a ready instance and its response back.
 //!
-//! Connections to containers are pooled and kept alive (HTTP/1.1 to the
-//! container whatever the client spoke). Hop-by-hop headers are removed both
-//! ways; `X-Forwarded-For/-Proto/-Host` and `X-Forwarded-Prefix` are added.
-//! Bodies stream both ways. An upgrade (WebSocket) is passed through: once
+//! HTTP/1.1 to the container whatever the client spoke, over the pooled
+//! connections of [`super::upstream`]. Hop-by-hop headers are removed both
+//! ways. Forwarded headers follow the trust boundary (SPEC §4): from a peer
+//! outside `trusted_proxies`, `X-Forwarded-For` is the peer alone and
+//! `X-Forwarded-Proto/-Host/-Prefix` are ours, and client-sent `Forwarded`
+//! and `X-Real-IP` are removed; from a trusted peer the peer is appended to
+//! its `X-Forwarded-For` chain (every header line, in order) and its proto
+//! and host are kept. Bodies stream both ways. An upgrade (WebSocket) is passed through: once
 //! both sides have switched protocols the two connections are spliced, and
 //! the splice holds an [`ActivityGuard`] so an open WebSocket keeps its
 //! instance from idling.
@@ -17,30 +21,37 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, Uri};
 use hyper::body::{Frame, Incoming, SizeHint};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 
-use super::activator::{ActivityGuard, Instance};
-
-/// The pooled client to containers.
-pub type UpstreamClient = Client<HttpConnector, Body>;
-
-pub fn client() -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(std::time::Duration::from_secs(60))
-        .pool_max_idle_per_host(256)
-        .build(connector)
-}
+use super::upstream::Checkout;
+use crate::instance::{ActivityGuard, Instance};
 
 /// Where the request came from and how it addressed us.
 pub struct Downstream {
     pub peer: SocketAddr,
     /// The path segment the client used for the viewspec, e.g. `notes;sp-X`.
     pub prefix: String,
+    /// The peer is a trusted proxy: its forwarded headers are believed.
+    pub trusted: bool,
+    /// How the client reached us: `http` or `https`.
+    pub scheme: &'static str,
+}
+
+/// The CIDRs whose forwarded headers are believed (`trusted_proxies`).
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    pub fn new(nets: Vec<ipnet::IpNet>) -> Self {
+        Self(nets)
+    }
+
+    /// Whether `peer` (an IPv4-mapped IPv6 address counts as IPv4) is in
+    /// one of the CIDRs.
+    pub fn contains(&self, peer: std::net::IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        self.0.iter().any(|net| net.contains(&peer))
+    }
 }
 
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -118,23 +129,8 @@ pub fn upstream_request(
     });
     if let Some(h) = &host {
         headers.insert(header::HOST, h.clone());
-        headers.insert(HeaderName::from_static("x-forwarded-host"), h.clone());
     }
-    let peer_ip = down.peer.ip().to_string();
-    let xff = match parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prior) => format!("{prior}, {peer_ip}"),
-        None => peer_ip,
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert(HeaderName::from_static("x-forwarded-for"), v);
-    }
-    headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static("http"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!("/{}", down.prefix)) {
-        headers.insert(HeaderName::from_static("x-forwarded-prefix"), v);
-    }
+    set_forwarded(&mut headers, host, down);
     let mut req = Request::builder()
         .method(parts.method.clone())
         .uri(uri)
@@ -144,18 +140,65 @@ pub fn upstream_request(
     Ok(req)
 }
 
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
+/// Sets the forwarded headers by the trust boundary (SPEC §4). `host`: the
+/// Host the client used.
+fn set_forwarded(headers: &mut HeaderMap, host: Option<HeaderValue>, down: &Downstream) {
+    // IPv4-mapped peers as IPv4; IPv6 without brackets (as nginx does).
+    let peer = down.peer.ip().to_canonical().to_string();
+    let chain = if down.trusted {
+        let prior: Vec<&str> = headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .collect();
+        if prior.is_empty() {
+            peer
+        } else {
+            format!("{}, {peer}", prior.join(", "))
+        }
+    } else {
+        headers.remove(header::FORWARDED);
+        headers.remove(&X_REAL_IP);
+        peer
+    };
+    if let Ok(v) = HeaderValue::from_str(&chain) {
+        headers.insert(X_FORWARDED_FOR, v);
+    }
+    if !(down.trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(down.scheme));
+    }
+    if !(down.trusted && headers.contains_key(&X_FORWARDED_HOST)) {
+        match host {
+            Some(h) => headers.insert(X_FORWARDED_HOST, h),
+            None => headers.remove(&X_FORWARDED_HOST),
+        };
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("/{}", down.prefix)) {
+        headers.insert(X_FORWARDED_PREFIX, v);
+    }
+}
+
 /// Turns the container's response into ours: hop-by-hop headers removed,
 /// the body streamed while holding `guard`.
-pub fn downstream_response(resp: Response<Incoming>, guard: ActivityGuard) -> Response<Body> {
+/// The connection goes back to the pool once the body has been read whole.
+pub fn downstream_response(resp: Response<Incoming>, guard: ActivityGuard, checkout: Checkout) -> Response<Body> {
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers, false);
-    Response::from_parts(
-        parts,
-        Body::new(GuardedBody {
-            inner: body,
-            _guard: guard,
-        }),
-    )
+    let mut guarded = GuardedBody {
+        inner: body,
+        _guard: guard,
+        checkout,
+    };
+    guarded.note_end();
+    Response::from_parts(parts, Body::new(guarded))
 }
 
 /// Splices an upgraded client connection to the upgraded container
@@ -185,10 +228,20 @@ pub fn splice_upgrade(
     Response::from_parts(parts, Body::empty())
 }
 
-/// A response body that keeps its instance marked busy until it is done.
+/// A response body that keeps its instance marked busy until it is done,
+/// and releases its upstream connection for reuse once read to its end.
 struct GuardedBody {
     inner: Incoming,
     _guard: ActivityGuard,
+    checkout: Checkout,
+}
+
+impl GuardedBody {
+    fn note_end(&mut self) {
+        if hyper::body::Body::is_end_stream(&self.inner) {
+            self.checkout.reusable = true;
+        }
+    }
 }
 
 impl hyper::body::Body for GuardedBody {
@@ -196,7 +249,13 @@ impl hyper::body::Body for GuardedBody {
     type Error = hyper::Error;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+        let frame = Pin::new(&mut self.inner).poll_frame(cx);
+        match &frame {
+            Poll::Ready(None) => self.checkout.reusable = true,
+            Poll::Ready(Some(Ok(_))) => self.note_end(),
+            _ => {}
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {

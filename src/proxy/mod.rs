@@ -8,19 +8,20 @@
 //!    answer a redirect instead).
 //! 2. **buffer** — read the body (up to the buffer limit) so it can be
 //!    replayed once; a larger body with a `Content-Length` streams instead.
+//!    A body that stalls for the body read timeout gets 408 ([`timeouts`]).
 //! 3. **activate** — the ready instance, or wait for its start
-//!    ([`activator`]); browsers waiting longer than a second get a
-//!    "starting…" page.
-//! 4. **forward** — send it on ([`forward`]). If the connection fails before
-//!    any response byte and the container is gone, forget the instance and
-//!    go back to 3, once.
+//!    ([`crate::instance::activator`]); browsers waiting longer than a second
+//!    get a "starting…" page (never an upgrade: it is held until ready).
+//! 4. **forward** — send it on ([`forward`], over [`upstream`] connections).
+//!    A failure goes to [`retry::after_failure`], the one place that decides
+//!    whether to send again (SPEC §4 replay rules).
 
-pub mod activator;
 pub mod forward;
 pub mod pages;
 pub mod params;
-pub mod readiness;
-pub mod reaper;
+pub mod retry;
+pub mod timeouts;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,10 +33,13 @@ use http::{header, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 
 use crate::catalog::Catalog;
+use crate::instance::stop::StopReason;
+use crate::instance::{Activator, ActivityGuard, Instance, StartRequest};
 use crate::metrics::{KindLabels, METRICS};
 use crate::viewspec::{split_path, PathSplit, Viewspec};
-use activator::{Activator, ActivityGuard, Instance, StartRequest};
-use forward::{Downstream, UpstreamClient};
+use forward::{Downstream, TrustedProxies};
+use retry::{Attempts, Next};
+use upstream::{UpstreamPool, UpstreamSettings};
 
 /// Tunables of the front door.
 #[derive(Debug, Clone)]
@@ -44,6 +48,12 @@ pub struct FrontDoorSettings {
     pub body_buffer_limit: usize,
     /// How long a browser waits for a start before getting "starting…".
     pub browser_wait: Duration,
+    /// A request body that sends nothing for this long gets 408.
+    pub body_read_timeout: Duration,
+    /// Peers whose forwarded headers are believed.
+    pub trusted_proxies: TrustedProxies,
+    /// Connections to containers.
+    pub upstream: UpstreamSettings,
 }
 
 impl Default for FrontDoorSettings {
@@ -51,6 +61,9 @@ impl Default for FrontDoorSettings {
         Self {
             body_buffer_limit: 16 << 20,
             browser_wait: Duration::from_secs(1),
+            body_read_timeout: Duration::from_secs(60),
+            trusted_proxies: TrustedProxies::default(),
+            upstream: UpstreamSettings::default(),
         }
     }
 }
@@ -59,7 +72,7 @@ pub struct FrontDoor {
     pub activator: Arc<Activator>,
     catalog: Catalog,
     params: params::Planner,
-    client: UpstreamClient,
+    upstream: UpstreamPool,
     settings: FrontDoorSettings,
 }
 
@@ -99,6 +112,16 @@ enum RequestBody {
     Streaming(Option<Body>),
 }
 
+impl RequestBody {
+    /// The body for one more attempt; a streaming body only once.
+    fn for_attempt(&mut self) -> Body {
+        match self {
+            RequestBody::Buffered(b) => Body::from(b.clone()),
+            RequestBody::Streaming(b) => b.take().unwrap_or_else(Body::empty),
+        }
+    }
+}
+
 impl FrontDoor {
     pub fn new(
         activator: Arc<Activator>,
@@ -110,7 +133,7 @@ impl FrontDoor {
             activator,
             catalog,
             params,
-            client: forward::client(),
+            upstream: UpstreamPool::new(settings.upstream.clone()),
             settings,
         }
     }
@@ -178,12 +201,19 @@ impl FrontDoor {
             Err(resp) => return resp,
         };
         let exchange = Exchange {
-            waits_visibly: html && parts.method == http::Method::GET,
+            // An upgrade is held until ready: a WebSocket client cannot
+            // render a page.
+            waits_visibly: html && parts.method == http::Method::GET && !upgrade,
             html,
             parts,
             body,
             rest,
-            down: Downstream { peer, prefix: raw },
+            down: Downstream {
+                peer,
+                prefix: raw,
+                trusted: self.settings.trusted_proxies.contains(peer.ip()),
+                scheme: "http",
+            },
             on_upgrade,
         };
         self.proxy(exchange, route, ready).await
@@ -229,12 +259,13 @@ impl FrontDoor {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
-        if upgrade || declared.is_some_and(|n| n > limit as u64) {
-            return Ok(RequestBody::Streaming(Some(body)));
-        }
         // Most requests have no body: nothing to read or keep.
-        if hyper::body::Body::is_end_stream(&body) {
+        if !upgrade && hyper::body::Body::is_end_stream(&body) {
             return Ok(RequestBody::Buffered(Bytes::new()));
+        }
+        let body = timeouts::BodyReadTimeout::new(body, self.settings.body_read_timeout);
+        if upgrade || declared.is_some_and(|n| n > limit as u64) {
+            return Ok(RequestBody::Streaming(Some(Body::new(body))));
         }
         match http_body_util::Limited::new(body, limit).collect().await {
             Ok(collected) => Ok(RequestBody::Buffered(collected.to_bytes())),
@@ -244,6 +275,7 @@ impl FrontDoor {
                 None,
                 false,
             )),
+            Err(e) if timeouts::is_body_stalled(e.as_ref()) => Err(body_stalled(&*e)),
             Err(e) => Err(pages::error(
                 StatusCode::BAD_REQUEST,
                 &format!("could not read the request body: {e}"),
@@ -253,70 +285,115 @@ impl FrontDoor {
         }
     }
 
-    /// Activates and forwards, replaying once if the instance turns out gone.
+    /// Activates and forwards; after a failure, [`retry::after_failure`]
+    /// decides whether and where to send again.
     /// `ready`: the instance routing found, used for the first attempt.
     async fn proxy(&self, mut ex: Exchange, mut route: Route, mut ready: Option<Arc<Instance>>) -> Response<Body> {
         let html = ex.html;
-        let mut retried = false;
+        let replayable = matches!(ex.body, RequestBody::Buffered(_)) && ex.parts.method.is_idempotent();
+        let mut attempts = Attempts::default();
+        // A request that never left the daemon comes back to be sent again.
+        let mut returned: Option<http::Request<Body>> = None;
+        let mut fresh = false;
+        let mut instance: Option<Arc<Instance>> = None;
         loop {
-            let instance = match ready.take().or_else(|| self.activator.ready(&route.key)) {
+            let target = match instance
+                .take()
+                .or_else(|| ready.take())
+                .or_else(|| self.activator.ready(&route.key))
+            {
                 Some(i) => i,
-                None => {
-                    let start = match route.start.take() {
-                        Some(s) => s,
-                        None => match self.plan(&route).await {
-                            Ok(Ok(s)) => s,
-                            Ok(Err(_)) => {
-                                let reason = "the instance's spaces changed; reload the page";
-                                return pages::error(StatusCode::CONFLICT, reason, None, html);
-                            }
-                            Err(e) => return pages::error(e.status, &e.message, None, html),
-                        },
-                    };
-                    match self.activate(start, ex.waits_visibly, html).await {
-                        Ok(i) => i,
-                        Err(resp) => return resp,
-                    }
-                }
+                None => match self.activate_route(&mut route, ex.waits_visibly, html).await {
+                    Ok(i) => i,
+                    Err(resp) => return resp,
+                },
             };
-            let guard = ActivityGuard::new(instance.clone(), self.activator.clock_origin());
-            let (send, replayable) = match &mut ex.body {
-                RequestBody::Buffered(b) => (Body::from(b.clone()), true),
-                RequestBody::Streaming(b) => (b.take().unwrap_or_else(Body::empty), false),
+            let body = match returned.take() {
+                Some(req) => req.into_body(),
+                None => ex.body.for_attempt(),
             };
             let upgrade = ex.on_upgrade.is_some();
-            let upstream = match forward::upstream_request(&ex.parts, &ex.rest, send, &instance, &ex.down, upgrade) {
+            let upstream = match forward::upstream_request(&ex.parts, &ex.rest, body, &target, &ex.down, upgrade) {
                 Ok(r) => r,
                 Err(e) => return pages::error(StatusCode::BAD_REQUEST, &format!("cannot forward: {e}"), None, html),
             };
-            let sent = std::time::Instant::now();
-            match self.client.request(upstream).await {
-                Ok(resp) => {
-                    METRICS.proxy_latency.observe(sent.elapsed().as_secs_f64());
+            let guard = ActivityGuard::new(target.clone(), self.activator.clock_origin());
+            let sent_at = std::time::Instant::now();
+            let mut err = match self
+                .upstream
+                .send(&target.container_id, target.addr, upstream, fresh)
+                .await
+            {
+                Ok((resp, checkout)) => {
+                    METRICS.proxy_latency.observe(sent_at.elapsed().as_secs_f64());
                     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
                         if let Some(client_side) = ex.on_upgrade.take() {
                             return forward::splice_upgrade(client_side, resp, guard);
                         }
                     }
-                    return forward::downstream_response(resp, guard);
+                    return forward::downstream_response(resp, guard, checkout);
                 }
-                Err(e) => {
-                    drop(guard);
-                    METRICS.errors.get_or_create(&KindLabels { kind: "upstream" }).inc();
-                    if self.container_alive(&instance).await {
-                        let reason = format!("the service did not answer: {e}");
+                Err(err) => err,
+            };
+            drop(guard);
+            METRICS.errors.get_or_create(&KindLabels { kind: "upstream" }).inc();
+            if timeouts::is_body_stalled(&err.failure) {
+                return body_stalled(&err);
+            }
+            let next = retry::after_failure(&err, replayable, &mut attempts);
+            tracing::debug!(instance = %target.key, error = %err, sent = err.sent, reused = err.reused, ?next, "upstream failure");
+            returned = err.request.take();
+            match next {
+                Next::FreshConnection => {
+                    fresh = true;
+                    instance = Some(target);
+                }
+                Next::AskEngine { may_replay } => {
+                    if !err.is_connect() && self.container_running(&target).await {
+                        let reason = format!("the service did not answer: {}", err.failure);
                         return pages::error(StatusCode::BAD_GATEWAY, &reason, None, html);
                     }
-                    // Pretend we never had one.
-                    self.activator.forget(&instance).await;
-                    if retried || !replayable {
-                        let reason = "the service's container went away during the request";
-                        return pages::error(StatusCode::BAD_GATEWAY, reason, None, html);
+                    // Gone: pretend we never had one.
+                    self.upstream.evict(&target.container_id);
+                    self.activator
+                        .stop_for(&target.key, StopReason::ContainerGone, Some(&target.container_id))
+                        .await;
+                    if !may_replay {
+                        let reason = format!(
+                            "the service's container went away after receiving the request; a {} request is not sent twice (RFC 9110 §9.2.2)",
+                            ex.parts.method
+                        );
+                        return pages::error(StatusCode::BAD_GATEWAY, &reason, None, html);
                     }
-                    retried = true;
+                    fresh = false;
+                }
+                Next::Fail(status) => {
+                    let reason = format!("the service did not answer: {}", err.failure);
+                    return pages::error(status, &reason, None, html);
                 }
             }
         }
+    }
+
+    /// Plans (if needed) and starts the route's instance.
+    async fn activate_route(
+        &self,
+        route: &mut Route,
+        waits_visibly: bool,
+        html: bool,
+    ) -> Result<Arc<Instance>, Response<Body>> {
+        let start = match route.start.take() {
+            Some(s) => s,
+            None => match self.plan(route).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(_)) => {
+                    let reason = "the instance's spaces changed; reload the page";
+                    return Err(pages::error(StatusCode::CONFLICT, reason, None, html));
+                }
+                Err(e) => return Err(pages::error(e.status, &e.message, None, html)),
+            },
+        };
+        self.activate(start, waits_visibly, html).await
     }
 
     /// Waits for the instance to start; browsers get "starting…" after a second.
@@ -342,28 +419,26 @@ impl FrontDoor {
         })
     }
 
-    async fn container_alive(&self, instance: &Instance) -> bool {
-        matches!(self.activator.engine().inspect(&instance.container_id).await, Ok(Some(c)) if c.running)
+    /// Whether the engine says the instance's container still runs (an
+    /// engine that cannot answer counts as running: nothing is replayed).
+    async fn container_running(&self, instance: &Instance) -> bool {
+        match self.activator.engine().inspect(&instance.container_id).await {
+            Ok(Some(c)) => c.running,
+            Ok(None) => false,
+            Err(_) => true,
+        }
     }
 }
 
-/// What an instance's definition is unified with: the environment Substrate
-/// always injects and the parameter values of the viewspec. Derived from the
-/// viewspec alone, so an instance's digest can be recomputed at any time.
-pub fn injection(viewspec: &Viewspec, service: &crate::defs::ServiceDef) -> serde_json::Value {
-    let key = viewspec.canonical();
-    let mut env = serde_json::Map::new();
-    env.insert("SUBSTRATE_URL_PREFIX".into(), format!("/{key}").into());
-    env.insert("SUBSTRATE_VIEWSPEC".into(), key.into());
-    let mut params = serde_json::Map::new();
-    // Every declared parameter gets a value: "" when the URL has none.
-    for (name, def) in &service.parameters {
-        let value = viewspec.param(name).unwrap_or_default();
-        if def.kind == crate::defs::ParamType::String {
-            let var = format!("SUBSTRATE_PARAM_{}", name.to_ascii_uppercase().replace('-', "_"));
-            env.insert(var, value.into());
-        }
-        params.insert(name.clone(), serde_json::json!({ "value": value }));
-    }
-    serde_json::json!({ "environment": env, "parameters": params })
+/// 408 for a request body that stalled; the connection is closed after it.
+fn body_stalled(e: &dyn std::fmt::Display) -> Response<Body> {
+    let mut resp = pages::error(
+        StatusCode::REQUEST_TIMEOUT,
+        &format!("request body timed out: {e}"),
+        None,
+        false,
+    );
+    resp.headers_mut()
+        .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+    resp
 }

@@ -152,7 +152,7 @@ impl Planner {
             self.spaces.bind_slot(&key, slot, id).await?;
         }
         Ok(Plan::Instance(InstancePlan {
-            injected: super::injection(viewspec, service),
+            injected: crate::instance::injection(viewspec, service),
             key,
             binds,
         }))

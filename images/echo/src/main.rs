@@ -7,10 +7,19 @@
 //!
 //! - `/ws` — a WebSocket that echoes text and binary messages back;
 //! - `/slow?ms=N` — waits N milliseconds, then answers the echo;
-//! - `/crash` — exits the process (status 3) without answering.
+//! - `/crash` — exits the process (status 3) without answering;
+//! - `/stream?n=N&ms=M` — answers headers at once, then N lines `data: i\n\n`,
+//!   one every M milliseconds (server-sent events; plays a long poll).
 //!
-//! `ECHO_EXIT_AT_START=1` makes it exit at once with status 1, to play a
-//! container that dies during start-up. It listens on `0.0.0.0:$PORT`
+//! Knobs, so tests need no special images or sleeps of their own:
+//!
+//! - `ECHO_EXIT_AT_START=1` — exit at once with status 1 (a container that
+//!   dies during start-up);
+//! - `ECHO_START_DELAY_MS=N` — wait N ms before listening (a slow start);
+//! - `ECHO_STOP_GRACE_MS=N` — on SIGTERM keep serving N ms, then exit (a
+//!   process that is slow to stop; without it SIGTERM exits at once).
+//!
+//! It listens on `0.0.0.0:$PORT`
 //! (default 8080), HTTP/1.1 with keep-alive: it is also the backend of the
 //! proxy benchmark, so the common path does little more than serialize.
 
@@ -58,6 +67,11 @@ async fn main() {
         Err(_) => 8080,
     };
     let addr = SocketAddr::from(([0, 0, 0, 0], port));
+    if let Some(ms) = env_ms("ECHO_START_DELAY_MS") {
+        eprintln!("echo: waiting {ms} ms before listening, as asked");
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    tokio::spawn(exit_on_sigterm(env_ms("ECHO_STOP_GRACE_MS").unwrap_or(0)));
     let listener = TcpListener::bind(addr)
         .await
         .unwrap_or_else(|e| fail(&format!("cannot listen on {addr}: {e}")));
@@ -91,12 +105,41 @@ async fn main() {
     }
 }
 
+/// A millisecond count from the environment; unset or malformed is `None`.
+fn env_ms(name: &str) -> Option<u64> {
+    let value = std::env::var(name).ok()?;
+    match value.parse() {
+        Ok(ms) => Some(ms),
+        Err(_) => fail(&format!("{name} must be a whole number of milliseconds, not {value:?}")),
+    }
+}
+
+/// On SIGTERM, keeps serving `grace_ms`, then exits 0.
+async fn exit_on_sigterm(grace_ms: u64) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        return eprintln!("echo: cannot listen for SIGTERM");
+    };
+    term.recv().await;
+    eprintln!("echo: SIGTERM: exiting in {grace_ms} ms");
+    tokio::time::sleep(Duration::from_millis(grace_ms)).await;
+    std::process::exit(0);
+}
+
 fn fail(message: &str) -> ! {
     eprintln!("echo: {message}");
     std::process::exit(1);
 }
 
-async fn handle(req: Request<Incoming>, fixed: Arc<Fixed>) -> Result<Response<Full<Bytes>>, Infallible> {
+type EchoBody = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
+
+async fn handle(req: Request<Incoming>, fixed: Arc<Fixed>) -> Result<Response<EchoBody>, Infallible> {
+    if req.uri().path() == "/stream" {
+        return Ok(match stream_params(req.uri().query()) {
+            Ok((n, ms)) => stream(n, ms),
+            Err(message) => error(StatusCode::BAD_REQUEST, &message).map(BodyExt::boxed_unsync),
+        });
+    }
     Ok(match req.uri().path() {
         "/ws" => websocket(req),
         "/crash" => {
@@ -111,7 +154,45 @@ async fn handle(req: Request<Incoming>, fixed: Arc<Fixed>) -> Result<Response<Fu
             Err(message) => error(StatusCode::BAD_REQUEST, &message),
         },
         _ => echo(req, &fixed).await,
-    })
+    }
+    .map(BodyExt::boxed_unsync))
+}
+
+/// `n` and `ms` of `/stream`: defaults 10 lines, 100 ms apart.
+fn stream_params(query: Option<&str>) -> Result<(u64, u64), String> {
+    let get = |name: &str, default: u64, max: u64| -> Result<u64, String> {
+        let found = query
+            .unwrap_or("")
+            .split('&')
+            .find_map(|pair| pair.strip_prefix(name).and_then(|r| r.strip_prefix('=')));
+        match found {
+            None => Ok(default),
+            Some(v) => match v.parse::<u64>() {
+                Ok(x) if x <= max => Ok(x),
+                _ => Err(format!("{name} must be a whole number up to {max}, not {v:?}")),
+            },
+        }
+    };
+    Ok((get("n", 10, 100_000)?, get("ms", 100, MAX_SLOW_MS)?))
+}
+
+/// Server-sent events: headers now, then `data: i` every `ms`.
+fn stream(n: u64, ms: u64) -> Response<EchoBody> {
+    let lines = futures_util::stream::unfold(0u64, move |i| async move {
+        if i >= n {
+            return None;
+        }
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        let frame = hyper::body::Frame::data(Bytes::from(format!("data: {i}\n\n")));
+        Some((Ok::<_, Infallible>(frame), i + 1))
+    });
+    let mut response = Response::new(http_body_util::StreamBody::new(lines).boxed_unsync());
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    response
 }
 
 /// The JSON description of `req`.

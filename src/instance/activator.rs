@@ -1,16 +1,13 @@
 //! The activator: turns "a request for instance K" into a ready container.
 //!
-//! Terms: an **instance** is one container serving one canonical viewspec
-//! (its key). A **slot** is the activator's in-memory view of a key: either
-//! a start in progress, which every concurrent request for the key waits on
-//! (one container per key, however many requests arrive), or a ready
-//! instance. The store is the durable truth — a `starting` record is flushed
-//! before the container is created and a `ready` record once it answers —
-//! and the slots are rebuilt from it at start by [`Activator::reconcile`].
-//!
-//! A start runs in its own task, so a client that gives up does not cancel
-//! it for the others. A failed start is not cached: the next request tries
-//! again.
+//! One start per key, however many requests arrive: the first request
+//! registers a `starting` slot and spawns the start in its own task (so a
+//! client that gives up does not cancel it for the others); the rest wait on
+//! it. A request for a key that is `stopping` waits for the stop to finish,
+//! then starts anew. A failed start is not cached: the next request tries
+//! again. A start that mounts a space read-write first waits for any other
+//! container that mounts it read-write to be stopped, and is refused while
+//! a live one does (one writer per space, SPEC §4).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,10 +16,12 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
-use super::readiness;
+use super::{readiness, rw_spaces, Clock, Instance, StartRequest};
 use crate::catalog::Catalog;
 use crate::defs::InstanceSpec;
+use crate::ids::SpaceId;
 use crate::runtime::{Bind, ContainerSpec, Engine, RuntimeError, LABEL_INSTANCE, LABEL_SERVICE};
 use crate::store::{now_millis, InstanceRecord, InstanceState, Store};
 
@@ -37,8 +36,18 @@ pub enum StartError {
     Build { image: String, message: String },
     #[error("the container exited during start-up{}", code.map(|c| format!(" (exit code {c})")).unwrap_or_default())]
     Exited { code: Option<i64>, logs: String },
-    #[error("the container did not accept connections on port {port} within {}s", timeout.as_secs())]
-    Timeout { port: u16, timeout: Duration, logs: String },
+    /// The readiness deadline passed; `cause` says what the last probe saw.
+    #[error("the container was not ready on port {port} within {}s: {cause}", timeout.as_secs())]
+    Timeout {
+        port: u16,
+        timeout: Duration,
+        cause: readiness::ProbeFailure,
+        logs: String,
+    },
+    #[error("space {space} is mounted read-write by the running instance {holder}; one container writes a space at a time: stop that instance, or mount the space read-only ({space}:ro)")]
+    SpaceInUse { space: String, holder: String },
+    #[error("the instance was stopped while it was starting")]
+    Cancelled,
     #[error("the Docker Engine is unavailable: {0}")]
     EngineUnavailable(String),
     #[error("docker refused to start the container: {0}")]
@@ -55,6 +64,7 @@ impl StartError {
                 http::StatusCode::BAD_GATEWAY
             }
             StartError::Store(_) | StartError::Definition { .. } => http::StatusCode::INTERNAL_SERVER_ERROR,
+            StartError::SpaceInUse { .. } => http::StatusCode::CONFLICT,
             _ => http::StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -68,7 +78,7 @@ impl StartError {
     }
 }
 
-fn engine_error(e: RuntimeError) -> StartError {
+pub(super) fn engine_error(e: RuntimeError) -> StartError {
     match e {
         RuntimeError::Unavailable(m) => StartError::EngineUnavailable(m),
         RuntimeError::ImageMissing(image) => StartError::ImageMissing { image },
@@ -77,87 +87,39 @@ fn engine_error(e: RuntimeError) -> StartError {
     }
 }
 
-/// Time since the activator started, in milliseconds: cheap to store in an
-/// atomic and compare.
-#[derive(Clone, Copy)]
-struct Clock(Instant);
+pub type StartResult = Result<Arc<Instance>, Arc<StartError>>;
 
-impl Clock {
-    fn now(&self) -> u64 {
-        self.0.elapsed().as_millis() as u64
-    }
+/// A start in progress.
+pub(super) struct Pending {
+    pub(super) outcome: watch::Receiver<Option<StartResult>>,
+    /// Cancelled by a stop: the start removes its container as soon as it
+    /// exists and fails with [`StartError::Cancelled`].
+    pub(super) cancel: CancellationToken,
+    /// Order of registration: of two starts wanting one space, the earlier
+    /// one goes ahead.
+    pub(super) seq: u64,
+    pub(super) rw_spaces: Vec<SpaceId>,
 }
 
-/// A ready instance.
-#[derive(Debug)]
-pub struct Instance {
-    pub key: String,
-    pub service: String,
-    pub container_id: String,
-    pub container_name: String,
-    pub addr: SocketAddr,
-    /// Prepended to the forwarded path.
-    pub url_prefix: String,
-    pub digest: String,
-    /// `None` never reaps.
-    pub idle_timeout: Option<Duration>,
-    /// What the definition was resolved with, to re-check it on reload.
-    pub injected: serde_json::Value,
-    /// Activator-clock milliseconds of the last request start or end.
-    last_activity: AtomicU64,
-    /// Requests in flight plus upgraded connections open.
-    open: AtomicUsize,
-}
-
-impl Instance {
-    pub fn open_connections(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
-    }
-}
-
-/// Held while a request or an upgraded connection uses an instance: such an
-/// instance is never idle.
-pub struct ActivityGuard {
-    instance: Arc<Instance>,
-    clock: Clock,
-}
-
-impl ActivityGuard {
-    pub fn new(instance: Arc<Instance>, clock_origin: Instant) -> Self {
-        let clock = Clock(clock_origin);
-        instance.open.fetch_add(1, Ordering::Relaxed);
-        instance.last_activity.store(clock.now(), Ordering::Relaxed);
-        Self { instance, clock }
-    }
-}
-
-impl Drop for ActivityGuard {
-    fn drop(&mut self) {
-        self.instance.last_activity.store(self.clock.now(), Ordering::Relaxed);
-        self.instance.open.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-type StartResult = Result<Arc<Instance>, Arc<StartError>>;
-
-enum Slot {
-    Starting(watch::Receiver<Option<StartResult>>),
+/// The activator's view of one key.
+pub(super) enum Slot {
+    Starting(Pending),
     Ready(Arc<Instance>),
+    /// Its container is being stopped; `done` turns true once it is gone.
+    Stopping {
+        done: watch::Receiver<bool>,
+        rw_spaces: Vec<SpaceId>,
+    },
 }
 
-/// What a request knows about the instance it wants.
-#[derive(Debug, Clone)]
-pub struct StartRequest {
-    /// Canonical viewspec.
-    pub key: String,
-    pub service: String,
-    /// Values unified into the instance template (environment, parameters).
-    pub injected: serde_json::Value,
-    /// Space directories to bind, already resolved.
-    pub binds: Vec<Bind>,
-    /// External origin of the request that started it (`SUBSTRATE_ORIGIN`).
-    /// Not part of the definition digest: it differs between clients.
-    pub origin: String,
+impl Slot {
+    fn rw_spaces(&self) -> &[SpaceId] {
+        match self {
+            Slot::Starting(p) => &p.rw_spaces,
+            Slot::Ready(i) => &i.rw_spaces,
+            Slot::Stopping { rw_spaces, .. } => rw_spaces,
+        }
+    }
 }
 
 /// Tunables.
@@ -170,15 +132,22 @@ pub struct ActivatorSettings {
 }
 
 pub struct Activator {
-    engine: Arc<dyn Engine>,
-    store: Store,
-    catalog: Catalog,
-    settings: ActivatorSettings,
-    slots: RwLock<HashMap<String, Slot>>,
+    pub(super) engine: Arc<dyn Engine>,
+    pub(super) store: Store,
+    pub(super) catalog: Catalog,
+    pub(super) settings: ActivatorSettings,
+    pub(super) slots: RwLock<HashMap<String, Slot>>,
     /// One image build at a time; a second request for the same image finds
     /// it built.
     builds: tokio::sync::Mutex<()>,
-    origin: Instant,
+    pub(super) origin: Instant,
+    next_seq: AtomicU64,
+}
+
+/// What a request for a key waits on.
+enum Wait {
+    Start(watch::Receiver<Option<StartResult>>),
+    Stop(watch::Receiver<bool>),
 }
 
 impl Activator {
@@ -191,6 +160,7 @@ impl Activator {
             slots: RwLock::new(HashMap::new()),
             builds: tokio::sync::Mutex::new(()),
             origin: Instant::now(),
+            next_seq: AtomicU64::new(0),
         })
     }
 
@@ -202,10 +172,17 @@ impl Activator {
         self.origin
     }
 
+    pub(super) fn slots_read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Slot>> {
+        self.slots.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn slots_write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Slot>> {
+        self.slots.write().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The ready instance for `key`, if any. The warm path: no await, no I/O.
     pub fn ready(&self, key: &str) -> Option<Arc<Instance>> {
-        let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
-        match slots.get(key) {
+        match self.slots_read().get(key) {
             Some(Slot::Ready(i)) => Some(i.clone()),
             _ => None,
         }
@@ -213,58 +190,84 @@ impl Activator {
 
     /// Every ready instance.
     pub fn instances(&self) -> Vec<Arc<Instance>> {
-        let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
-        slots
+        self.slots_read()
             .values()
             .filter_map(|s| match s {
                 Slot::Ready(i) => Some(i.clone()),
-                Slot::Starting(_) => None,
+                _ => None,
             })
             .collect()
     }
 
     /// Keys with a start in progress.
     pub fn starting(&self) -> Vec<String> {
-        let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
-        slots
+        self.keys_where(|s| matches!(s, Slot::Starting(_)))
+    }
+
+    /// Keys whose container is being stopped.
+    pub fn stopping(&self) -> Vec<String> {
+        self.keys_where(|s| matches!(s, Slot::Stopping { .. }))
+    }
+
+    fn keys_where(&self, pick: impl Fn(&Slot) -> bool) -> Vec<String> {
+        self.slots_read()
             .iter()
-            .filter(|(_, s)| matches!(s, Slot::Starting(_)))
+            .filter(|(_, s)| pick(s))
             .map(|(k, _)| k.clone())
             .collect()
     }
 
     /// The instance for the request's key: the ready one, the one starting,
-    /// or a new one started now.
+    /// or a new one started now (after a stop in progress has finished).
     pub async fn ensure(self: &Arc<Self>, req: StartRequest) -> StartResult {
-        let mut rx = {
-            let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
-            match slots.get(&req.key) {
-                Some(Slot::Ready(i)) => return Ok(i.clone()),
-                Some(Slot::Starting(rx)) => rx.clone(),
-                None => {
-                    let (tx, rx) = watch::channel(None);
-                    slots.insert(req.key.clone(), Slot::Starting(rx.clone()));
-                    let this = self.clone();
-                    tokio::spawn(async move {
-                        let key = req.key.clone();
-                        let result = this.start(req).await.map_err(Arc::new);
-                        this.finish_start(&key, &result);
-                        let _ = tx.send(Some(result));
-                    });
-                    rx
+        loop {
+            let wait = {
+                let mut slots = self.slots_write();
+                match slots.get(&req.key) {
+                    Some(Slot::Ready(i)) => return Ok(i.clone()),
+                    Some(Slot::Starting(p)) => Wait::Start(p.outcome.clone()),
+                    Some(Slot::Stopping { done, .. }) => Wait::Stop(done.clone()),
+                    None => {
+                        let (tx, rx) = watch::channel(None);
+                        let pending = Pending {
+                            outcome: rx.clone(),
+                            cancel: CancellationToken::new(),
+                            seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
+                            rw_spaces: rw_spaces(&req.key),
+                        };
+                        let cancel = pending.cancel.clone();
+                        slots.insert(req.key.clone(), Slot::Starting(pending));
+                        let this = self.clone();
+                        let req = req.clone();
+                        tokio::spawn(async move {
+                            let key = req.key.clone();
+                            let result = this.start(req, &cancel).await.map_err(Arc::new);
+                            this.finish_start(&key, &result);
+                            let _ = tx.send(Some(result));
+                        });
+                        Wait::Start(rx)
+                    }
+                }
+            };
+            match wait {
+                Wait::Stop(mut done) => {
+                    // Err: the stopper went away; its slot is gone either way.
+                    let _ = done.wait_for(|d| *d).await;
+                }
+                Wait::Start(mut rx) => {
+                    let outcome = rx.wait_for(Option::is_some).await;
+                    return match outcome.as_deref() {
+                        Ok(Some(result)) => result.clone(),
+                        _ => Err(Arc::new(StartError::Engine("the start was abandoned".into()))),
+                    };
                 }
             }
-        };
-        let outcome = rx.wait_for(Option::is_some).await;
-        match outcome.as_deref() {
-            Ok(Some(result)) => result.clone(),
-            _ => Err(Arc::new(StartError::Engine("the start was abandoned".into()))),
         }
     }
 
     /// Publishes a start's outcome in the slot table.
     fn finish_start(&self, key: &str, result: &StartResult) {
-        let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
+        let mut slots = self.slots_write();
         match result {
             Ok(instance) => {
                 slots.insert(key.to_owned(), Slot::Ready(instance.clone()));
@@ -275,7 +278,48 @@ impl Activator {
         }
     }
 
-    async fn start(&self, req: StartRequest) -> Result<Arc<Instance>, StartError> {
+    /// Waits until no other container mounts `key`'s read-write spaces:
+    /// stops in progress are waited out, an earlier start or a live instance
+    /// holding one refuses this start.
+    async fn wait_for_space_writers(&self, key: &str, cancel: &CancellationToken) -> Result<(), StartError> {
+        loop {
+            let blocker = {
+                let slots = self.slots_read();
+                let Some(Slot::Starting(mine)) = slots.get(key) else {
+                    return Err(StartError::Cancelled);
+                };
+                let mut found = None;
+                for (other, slot) in slots.iter().filter(|(k, _)| k.as_str() != key) {
+                    let Some(space) = slot.rw_spaces().iter().find(|s| mine.rw_spaces.contains(s)) else {
+                        continue;
+                    };
+                    found = match slot {
+                        Slot::Stopping { done, .. } => Some(Ok(done.clone())),
+                        Slot::Starting(p) if p.seq > mine.seq => continue,
+                        _ => Some(Err(StartError::SpaceInUse {
+                            space: space.to_string(),
+                            holder: other.clone(),
+                        })),
+                    };
+                    break;
+                }
+                found
+            };
+            match blocker {
+                None => return Ok(()),
+                Some(Err(e)) => return Err(e),
+                Some(Ok(mut done)) => {
+                    tracing::info!(instance = %key, "waiting for another container of its space to stop");
+                    tokio::select! {
+                        _ = done.wait_for(|d| *d) => {}
+                        _ = cancel.cancelled() => return Err(StartError::Cancelled),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn start(&self, req: StartRequest, cancel: &CancellationToken) -> Result<Arc<Instance>, StartError> {
         let began = Instant::now();
         let defs = self.catalog.current();
         let spec = defs
@@ -293,6 +337,10 @@ impl Activator {
                 message: "environment.PORT must be a port number".into(),
             })?;
         self.ensure_image(&spec).await?;
+        self.wait_for_space_writers(&req.key, cancel).await?;
+        if cancel.is_cancelled() {
+            return Err(StartError::Cancelled);
+        }
 
         let name = format!(
             "substrate-{}-{}",
@@ -321,10 +369,15 @@ impl Activator {
             }
         };
         let fail = |e: StartError| async {
-            let _ = self.engine.remove(&info.id).await;
+            if let Err(e) = self.engine.remove(&info.id).await {
+                tracing::warn!(container = %info.name, error = %e, "could not remove the container of a failed start");
+            }
             self.drop_record(&req.key).await;
             e
         };
+        if cancel.is_cancelled() {
+            return Err(fail(StartError::Cancelled).await);
+        }
         let Some(ip) = info.address.filter(|_| info.running) else {
             // Exited already (an exited container has no address).
             let code = match self.engine.inspect(&info.id).await {
@@ -335,7 +388,11 @@ impl Activator {
             return Err(fail(StartError::Exited { code, logs }).await);
         };
         let addr = SocketAddr::new(ip, port);
-        if let Err(e) = readiness::wait(self.engine.as_ref(), &info.id, addr, &spec.readiness).await {
+        let ready = tokio::select! {
+            r = readiness::wait(self.engine.as_ref(), &info.id, addr, &spec.readiness) => r,
+            _ = cancel.cancelled() => Err(StartError::Cancelled),
+        };
+        if let Err(e) = ready {
             return Err(fail(e).await);
         }
 
@@ -345,11 +402,15 @@ impl Activator {
         if let Err(e) = self.put_record(&req.key, &record).await {
             return Err(fail(e).await);
         }
+        if cancel.is_cancelled() {
+            return Err(fail(StartError::Cancelled).await);
+        }
         crate::metrics::METRICS
             .cold_start
             .observe(began.elapsed().as_secs_f64());
         tracing::info!(instance = %req.key, container = %info.name, %addr, ms = began.elapsed().as_millis() as u64, "instance ready");
         Ok(Arc::new(Instance {
+            rw_spaces: rw_spaces(&req.key),
             key: req.key,
             service: req.service,
             container_id: info.id,
@@ -385,7 +446,7 @@ impl Activator {
         self.engine.build_image(&build).await.map_err(engine_error)
     }
 
-    async fn put_record(&self, key: &str, record: &InstanceRecord) -> Result<(), StartError> {
+    pub(super) async fn put_record(&self, key: &str, record: &InstanceRecord) -> Result<(), StartError> {
         let store = self.store.clone();
         let key = key.to_owned();
         let record = record.clone();
@@ -395,7 +456,7 @@ impl Activator {
             .map_err(|e| StartError::Store(e.to_string()))
     }
 
-    async fn drop_record(&self, key: &str) {
+    pub(super) async fn drop_record(&self, key: &str) {
         let store = self.store.clone();
         let owned = key.to_owned();
         match tokio::task::spawn_blocking(move || store.remove_instance(&owned)).await {
@@ -404,167 +465,11 @@ impl Activator {
             Err(e) => tracing::warn!(instance = %key, error = %e, "could not drop an instance record"),
         }
     }
-
-    /// "Pretend we never had one": forgets `instance` if it is still the
-    /// one recorded for its key, removes its record and its container.
-    pub async fn forget(&self, instance: &Instance) {
-        let removed = {
-            let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
-            match slots.get(&instance.key) {
-                Some(Slot::Ready(i)) if i.container_id == instance.container_id => {
-                    slots.remove(&instance.key);
-                    true
-                }
-                _ => false,
-            }
-        };
-        if removed {
-            tracing::info!(instance = %instance.key, container = %instance.container_name, "forgetting instance");
-            self.drop_record(&instance.key).await;
-            if let Err(e) = self.engine.remove(&instance.container_id).await {
-                tracing::warn!(container = %instance.container_name, error = %e, "could not remove container");
-            }
-        }
-    }
-
-    /// Stops and forgets the instance of `key`; false when there is none.
-    pub async fn stop(&self, key: &str) -> bool {
-        let Some(instance) = self.ready(key) else {
-            return false;
-        };
-        let mut record = self.store.instance(key).ok().flatten();
-        if let Some(r) = record.as_mut() {
-            r.state = InstanceState::Stopping;
-            let _ = self.put_record(key, r).await;
-        }
-        self.forget(&instance).await;
-        true
-    }
-
-    /// A container of ours died: forget the instance it served.
-    pub async fn container_gone(&self, container_id: &str) {
-        let found = self.instances().into_iter().find(|i| i.container_id == container_id);
-        if let Some(instance) = found {
-            tracing::info!(instance = %instance.key, "container stopped");
-            self.forget(&instance).await;
-        }
-    }
-
-    /// Instances idle for longer than their timeout, with nothing open.
-    pub fn idle_instances(&self) -> Vec<Arc<Instance>> {
-        let now = Clock(self.origin).now();
-        self.instances()
-            .into_iter()
-            .filter(|i| {
-                let Some(timeout) = i.idle_timeout else { return false };
-                i.open.load(Ordering::Relaxed) == 0
-                    && now.saturating_sub(i.last_activity.load(Ordering::Relaxed)) >= timeout.as_millis() as u64
-            })
-            .collect()
-    }
-
-    /// After a reload: stops instances whose resolved definition changed
-    /// (or no longer resolves, or whose service was disabled).
-    pub async fn stop_changed(&self) -> usize {
-        let defs = self.catalog.current();
-        let mut stopped = 0;
-        for instance in self.instances() {
-            let still = defs.services.get(&instance.service).is_some_and(|s| s.enabled)
-                && defs
-                    .resolve(&instance.service, &instance.key, &instance.injected)
-                    .is_ok_and(|spec| spec.digest() == instance.digest);
-            if !still {
-                tracing::info!(instance = %instance.key, "definition changed: stopping instance");
-                self.stop(&instance.key).await;
-                stopped += 1;
-            }
-        }
-        stopped
-    }
-
-    /// Re-attaches what survived a daemon restart (SPEC §4 "Restart"):
-    /// running containers of `ready` records are adopted as they are;
-    /// records whose container is gone are dropped; containers of the
-    /// namespace with no record are removed.
-    pub async fn reconcile(&self) -> Result<ReconcileReport, RuntimeError> {
-        let containers = self.engine.list().await?;
-        let records = self.store.list_instances().unwrap_or_else(|e| {
-            tracing::error!(error = %e, "cannot read instance records");
-            Vec::new()
-        });
-        let defs = self.catalog.current();
-        let mut report = ReconcileReport::default();
-        let mut claimed = std::collections::HashSet::new();
-        for (key, record) in records {
-            let found = containers
-                .iter()
-                .find(|c| record.container_id.as_deref() == Some(c.id.as_str()) || c.name == record.container_name);
-            let adoptable = match (found, record.state) {
-                (Some(c), InstanceState::Ready) if c.running && c.address.is_some() => Some(c),
-                _ => None,
-            };
-            let Some(c) = adoptable else {
-                if let Some(c) = found {
-                    claimed.insert(c.id.clone());
-                    let _ = self.engine.remove(&c.id).await;
-                }
-                self.drop_record(&key).await;
-                report.dropped.push(key);
-                continue;
-            };
-            claimed.insert(c.id.clone());
-            // A crash during a checkpoint can leave it paused.
-            let _ = self.engine.unpause(&c.id).await;
-            let injected = match (
-                crate::viewspec::Viewspec::parse(&key),
-                defs.services.get(&record.service),
-            ) {
-                (Ok(v), Some(service)) => super::injection(&v, service),
-                _ => serde_json::json!({}),
-            };
-            let idle = defs
-                .resolve(&record.service, &key, &injected)
-                .ok()
-                .map(|s| (idle_timeout(&s, self.settings.default_idle_timeout), s.url_prefix))
-                .unwrap_or((Some(self.settings.default_idle_timeout), String::new()));
-            let Some(ip) = c.address else { continue };
-            let instance = Arc::new(Instance {
-                key: key.clone(),
-                service: record.service.clone(),
-                container_id: c.id.clone(),
-                container_name: c.name.clone(),
-                addr: SocketAddr::new(ip, record.port),
-                url_prefix: idle.1,
-                digest: record.definition_digest.clone(),
-                idle_timeout: idle.0,
-                injected,
-                last_activity: AtomicU64::new(Clock(self.origin).now()),
-                open: AtomicUsize::new(0),
-            });
-            self.slots
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(key.clone(), Slot::Ready(instance));
-            report.reattached.push(key);
-        }
-        for c in containers.iter().filter(|c| !claimed.contains(&c.id)) {
-            tracing::info!(container = %c.name, "removing a container of our namespace with no record");
-            let _ = self.engine.remove(&c.id).await;
-            report.removed.push(c.name.clone());
-        }
-        Ok(report)
-    }
 }
 
-/// What [`Activator::reconcile`] did.
-#[derive(Debug, Default)]
-pub struct ReconcileReport {
-    pub reattached: Vec<String>,
-    pub dropped: Vec<String>,
-    pub removed: Vec<String>,
-}
-
-fn idle_timeout(spec: &InstanceSpec, default: Duration) -> Option<Duration> {
+/// An instance's idle timeout: its definition's, else the default; zero
+/// means never.
+pub(super) fn idle_timeout(spec: &InstanceSpec, default: Duration) -> Option<Duration> {
     match spec.idle_timeout {
         Some(d) if d.is_zero() => None,
         Some(d) => Some(d),

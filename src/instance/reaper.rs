@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::activator::Activator;
+use super::stop::StopReason;
+use super::Activator;
 
 /// Checks for idle instances every `tick` until `stop` changes.
 pub async fn run(activator: Arc<Activator>, tick: Duration, mut stop: watch::Receiver<bool>) {
@@ -16,10 +17,12 @@ pub async fn run(activator: Arc<Activator>, tick: Duration, mut stop: watch::Rec
     loop {
         tokio::select! {
             _ = interval.tick() => {
-                for instance in activator.idle_instances() {
-                    tracing::info!(instance = %instance.key, "idle: stopping instance");
-                    activator.stop(&instance.key).await;
-                }
+                // Concurrently: each stop waits for its container's grace period.
+                let idle = activator.idle_instances();
+                let stops = idle
+                    .iter()
+                    .map(|i| activator.stop_for(&i.key, StopReason::Idle, Some(&i.container_id)));
+                futures_util::future::join_all(stops).await;
             }
             _ = stop.changed() => return,
         }

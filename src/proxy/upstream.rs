@@ -1,0 +1,245 @@
+//! Connections to containers: keep-alive HTTP/1.1 connections pooled per
+//! container, and the error that says how far a failed request got.
+//!
+//! Pooled per container id, not per address: a new container may get the
+//! address of one that died, and a connection to the dead one must never
+//! carry its successor's requests.
+//!
+//! Each connection is a hyper `client::conn::http1` sender driven by its own
+//! task. A connection is checked out for one exchange and checked back in
+//! when the response body has been read to its end; a connection the
+//! container closed is dropped at checkout. Upgrades (WebSocket) take their
+//! connection for good.
+//!
+//! [`UpstreamError`] carries what the retry decision needs, as Pingora's
+//! errors do: whether the request may have reached the container
+//! ([`UpstreamError::sent`]), and whether it failed on a reused connection.
+//! A request that provably never left the daemon comes back inside the
+//! error, body included, so it can be sent again whatever its method.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+
+/// Tunables of the pool.
+#[derive(Debug, Clone)]
+pub struct UpstreamSettings {
+    /// A TCP connect to a container must finish within this.
+    pub connect_timeout: Duration,
+    /// The response head must arrive within this; `None` waits as long as
+    /// the container takes (long polls, server-sent events).
+    pub response_timeout: Option<Duration>,
+    /// Idle connections kept per container address.
+    pub max_idle_per_addr: usize,
+}
+
+impl Default for UpstreamSettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: None,
+            max_idle_per_addr: 256,
+        }
+    }
+}
+
+/// How an upstream exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamFailure {
+    /// No connection: refused, unreachable, or the connect timed out.
+    #[error("cannot connect to the container at {addr}: {message}")]
+    Connect { addr: SocketAddr, message: String },
+    /// The connection failed during the exchange.
+    #[error("the connection to the container failed: {0}")]
+    Exchange(#[source] hyper::Error),
+    /// The response head did not arrive within the response timeout.
+    #[error("the container did not answer within {}s", .0.as_secs_f64())]
+    ResponseTimeout(Duration),
+}
+
+/// A failed upstream exchange and how far the request got.
+#[derive(Debug)]
+pub struct UpstreamError {
+    pub failure: UpstreamFailure,
+    /// The request may have reached the container (some of it was written).
+    /// False only when it provably never left the daemon.
+    pub sent: bool,
+    /// It failed on a pooled (reused) connection, not a fresh one.
+    pub reused: bool,
+    /// The request, given back when it was not sent.
+    pub request: Option<Request<Body>>,
+}
+
+impl UpstreamError {
+    /// Whether the address itself is unreachable (refused, no route,
+    /// connect timeout) — the sign that a container may be gone.
+    pub fn is_connect(&self) -> bool {
+        matches!(self.failure, UpstreamFailure::Connect { .. })
+    }
+}
+
+impl std::fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.failure.fmt(f)
+    }
+}
+
+/// The pool of connections to containers.
+#[derive(Clone)]
+pub struct UpstreamPool {
+    idle: Arc<Mutex<HashMap<String, Vec<SendRequest<Body>>>>>,
+    settings: Arc<UpstreamSettings>,
+}
+
+/// A connection lent out for one exchange; returned to the pool on drop
+/// when the exchange finished cleanly.
+pub struct Checkout {
+    sender: Option<SendRequest<Body>>,
+    container: String,
+    pool: UpstreamPool,
+    /// Set once the response body was read to its end.
+    pub(super) reusable: bool,
+}
+
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        if !self.reusable {
+            return;
+        }
+        if let Some(sender) = self.sender.take().filter(|s| !s.is_closed()) {
+            self.pool.check_in(&self.container, sender);
+        }
+    }
+}
+
+impl UpstreamPool {
+    pub fn new(settings: UpstreamSettings) -> Self {
+        Self {
+            idle: Arc::new(Mutex::new(HashMap::new())),
+            settings: Arc::new(settings),
+        }
+    }
+
+    fn check_in(&self, container: &str, sender: SendRequest<Body>) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if !idle.contains_key(container) {
+            idle.insert(container.to_owned(), Vec::new());
+        }
+        let Some(list) = idle.get_mut(container) else { return };
+        if list.len() < self.settings.max_idle_per_addr {
+            list.push(sender);
+        }
+    }
+
+    /// A pooled connection to `container` that can take a request now.
+    fn check_out(&self, container: &str) -> Option<SendRequest<Body>> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let list = idle.get_mut(container)?;
+        while let Some(sender) = list.pop() {
+            if sender.is_ready() {
+                return Some(sender);
+            }
+            // Closed, or still finishing its previous exchange: let it go.
+        }
+        None
+    }
+
+    /// Forgets every idle connection to `container` (it is gone).
+    pub fn evict(&self, container: &str) {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).remove(container);
+    }
+
+    async fn connect(&self, addr: SocketAddr) -> Result<SendRequest<Body>, UpstreamFailure> {
+        let connect_failed = |message: String| UpstreamFailure::Connect { addr, message };
+        let stream =
+            match tokio::time::timeout(self.settings.connect_timeout, tokio::net::TcpStream::connect(addr)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return Err(connect_failed(e.to_string())),
+                Err(_) => {
+                    return Err(connect_failed(format!(
+                        "no connection within {}s",
+                        self.settings.connect_timeout.as_secs_f64()
+                    )))
+                }
+            };
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| connect_failed(e.to_string()))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(error = %e, "upstream connection ended");
+            }
+        });
+        Ok(sender)
+    }
+
+    /// Sends `req` to `container` at `addr`: on a pooled connection unless
+    /// `fresh`.
+    pub async fn send(
+        &self,
+        container: &str,
+        addr: SocketAddr,
+        req: Request<Body>,
+        fresh: bool,
+    ) -> Result<(Response<Incoming>, Checkout), UpstreamError> {
+        let pooled = if fresh { None } else { self.check_out(container) };
+        let reused = pooled.is_some();
+        let mut sender = match pooled {
+            Some(s) => s,
+            None => match self.connect(addr).await {
+                Ok(s) => s,
+                Err(failure) => {
+                    return Err(UpstreamError {
+                        failure,
+                        sent: false,
+                        reused: false,
+                        request: Some(req),
+                    })
+                }
+            },
+        };
+        let exchange = sender.try_send_request(req);
+        let result = match self.settings.response_timeout {
+            None => exchange.await,
+            Some(limit) => match tokio::time::timeout(limit, exchange).await {
+                Ok(r) => r,
+                Err(_) => {
+                    return Err(UpstreamError {
+                        failure: UpstreamFailure::ResponseTimeout(limit),
+                        sent: true,
+                        reused,
+                        request: None,
+                    })
+                }
+            },
+        };
+        match result {
+            Ok(resp) => Ok((
+                resp,
+                Checkout {
+                    sender: Some(sender),
+                    container: container.to_owned(),
+                    pool: self.clone(),
+                    reusable: false,
+                },
+            )),
+            Err(mut e) => {
+                let request = e.take_message();
+                Err(UpstreamError {
+                    sent: request.is_none(),
+                    failure: UpstreamFailure::Exchange(e.into_error()),
+                    reused,
+                    request,
+                })
+            }
+        }
+    }
+}

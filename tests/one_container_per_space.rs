@@ -1,0 +1,209 @@
+//! One container per space at a time (SPEC §4): stopping is a state that
+//! requests wait on, so a successor never runs beside a predecessor that is
+//! still shutting down with the same space mounted read-write; and a DELETE
+//! during a start leaves no container behind.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A space-backed echo whose process keeps running 3 s after SIGTERM, and
+/// one that takes 2 s before it listens.
+const DEFS: &str = r#"
+package defs
+
+enable: "lingering": true
+services: "lingering": instances: [string]: {
+    image: "substrate-echo"
+    parameters: data: {type: "space"}
+    environment: ECHO_STOP_GRACE_MS: "3000"
+    environment: VERSION: "1"
+}
+
+enable: "slowstart": true
+services: "slowstart": instances: [string]: {
+    image: "substrate-echo"
+    environment: ECHO_START_DELAY_MS: "2000"
+}
+"#;
+
+/// `docker events` for a namespace, recorded with the time each arrived.
+struct Events {
+    child: std::process::Child,
+    seen: Arc<Mutex<Vec<(Instant, String, String)>>>,
+}
+
+impl Events {
+    fn follow(namespace: &str) -> Events {
+        let mut child = Command::new("docker")
+            .args([
+                "events",
+                "--filter",
+                &format!("label=substrate.namespace={namespace}"),
+                "--filter",
+                "type=container",
+                "--format",
+                "{{.Status}} {{.ID}}",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("docker events");
+        let out = child.stdout.take().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Some((status, id)) = line.split_once(' ') {
+                    sink.lock()
+                        .unwrap()
+                        .push((Instant::now(), status.to_owned(), id.to_owned()));
+                }
+            }
+        });
+        Events { child, seen }
+    }
+
+    fn at(&self, status: &str, id: &str) -> Option<Instant> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, s, i)| s == status && i == id)
+            .map(|(t, _, _)| *t)
+    }
+
+    fn wait(&self, status: &str, id: &str) -> Instant {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(t) = self.at(status, id) {
+                return t;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {status} event for {id}: {:?}",
+                self.seen.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Opens `/lingering/` and follows its redirect: the concrete viewspec.
+async fn open_space(daemon: &Daemon) -> String {
+    let resp = http().get(daemon.url("/lingering/")).send().await.unwrap();
+    assert_eq!(resp.status(), 307);
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    location.trim_matches('/').to_owned()
+}
+
+fn container_id(echo: &serde_json::Value, ns: &Namespace) -> String {
+    let host = echo["hostname"].as_str().unwrap();
+    ns.containers(false)
+        .into_iter()
+        .find(|id| id.starts_with(host))
+        .unwrap_or_else(|| panic!("no container {host}"))
+}
+
+/// The successor's `start` must come after the predecessor's `die`.
+fn assert_no_overlap(events: &Events, old: &str, new: &str) {
+    let died = events.wait("die", old);
+    let started = events.wait("start", new);
+    assert!(
+        started > died,
+        "the new container started {:?} before the old one died: both had the space mounted",
+        died - started
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deleted_instance_is_gone_before_its_successor_starts() {
+    example_images();
+    let ns = Namespace::new("stopfirst");
+    let tmp = tempfile::tempdir().unwrap();
+    let defs = test_defs(tmp.path(), &[("svc.cue", DEFS)]);
+    let daemon = Daemon::start(&tmp.path().join("data"), &defs, &ns.name);
+    let events = Events::follow(&ns.name);
+    let viewspec = open_space(&daemon).await;
+    let first: serde_json::Value = daemon.fetch_json(&format!("/{viewspec}/")).await;
+    let old = container_id(&first, &ns);
+
+    let path = format!("/substrate/v1/instances/{}", viewspec.replace(';', "%3B"));
+    let deleting = {
+        let url = daemon.url(&path);
+        let token = daemon.token();
+        tokio::spawn(async move { http().delete(url).bearer_auth(token).send().await.unwrap().status() })
+    };
+    // Wait until the stop is under way (SIGTERM sent), then ask again.
+    events.wait("kill", &old);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let second: serde_json::Value = daemon.fetch_json(&format!("/{viewspec}/")).await;
+    assert_eq!(deleting.await.unwrap(), 200);
+    let new = container_id(&second, &ns);
+    assert_ne!(old, new);
+    assert_no_overlap(&events, &old, &new);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reload_restart_stops_the_old_container_before_the_new_one_starts() {
+    example_images();
+    let ns = Namespace::new("reloadfirst");
+    let tmp = tempfile::tempdir().unwrap();
+    let defs = test_defs(tmp.path(), &[("svc.cue", DEFS)]);
+    let daemon = Daemon::start(&tmp.path().join("data"), &defs, &ns.name);
+    let events = Events::follow(&ns.name);
+    let viewspec = open_space(&daemon).await;
+    let first: serde_json::Value = daemon.fetch_json(&format!("/{viewspec}/")).await;
+    let old = container_id(&first, &ns);
+
+    std::fs::write(defs.join("svc.cue"), DEFS.replace("VERSION: \"1\"", "VERSION: \"2\"")).unwrap();
+    let reload = daemon.api(reqwest::Method::POST, "/substrate/v1/reload", None).await;
+    assert_eq!(reload.status(), 200);
+    events.wait("kill", &old);
+    let second: serde_json::Value = daemon.fetch_json(&format!("/{viewspec}/")).await;
+    let new = container_id(&second, &ns);
+    assert_ne!(old, new);
+    assert_no_overlap(&events, &old, &new);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delete_during_a_start_leaves_no_container() {
+    example_images();
+    let ns = Namespace::new("cancelstart");
+    let tmp = tempfile::tempdir().unwrap();
+    let defs = test_defs(tmp.path(), &[("svc.cue", DEFS)]);
+    let daemon = Daemon::start(&tmp.path().join("data"), &defs, &ns.name);
+    let url = daemon.url("/slowstart/");
+    let waiting = tokio::spawn(async move { http().get(url).send().await.unwrap().status() });
+    ns.wait_for("the container of the start", Duration::from_secs(30), |c| c.len() == 1);
+
+    let resp = daemon
+        .api(reqwest::Method::DELETE, "/substrate/v1/instances/slowstart", None)
+        .await;
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["stopped"], "slowstart", "{body}");
+    assert!(
+        ns.containers(true).is_empty(),
+        "a container is left after the DELETE answered"
+    );
+    assert_eq!(
+        waiting.await.unwrap(),
+        503,
+        "the waiting request learns the start was cancelled"
+    );
+    // And nothing comes back later.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(ns.containers(true).is_empty(), "the cancelled start left a container");
+}

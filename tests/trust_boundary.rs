@@ -1,0 +1,85 @@
+//! The trust boundary (SPEC §4): forwarded headers from a peer outside
+//! `trusted_proxies` are not believed; from a trusted peer the chain is
+//! extended, every header line in order.
+
+mod common;
+
+use common::*;
+use reqwest::header::{HeaderMap, HeaderValue};
+
+/// Forged forwarding headers, two `X-Forwarded-For` lines among them.
+fn forged() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.append("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+    h.append("x-forwarded-for", HeaderValue::from_static("7.7.7.7, 8.8.8.8"));
+    h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+    h.insert("x-forwarded-host", HeaderValue::from_static("bank.example"));
+    h.insert("x-forwarded-prefix", HeaderValue::from_static("/admin"));
+    h.insert("forwarded", HeaderValue::from_static("for=6.6.6.6;proto=https"));
+    h.insert("x-real-ip", HeaderValue::from_static("6.6.6.6"));
+    h
+}
+
+async fn echoed_headers(daemon: &Daemon) -> serde_json::Value {
+    let resp = http()
+        .get(daemon.url("/echo/who"))
+        .headers(forged())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    body["headers"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clients_cannot_forge_their_address() {
+    example_images();
+    let ns = Namespace::new("untrusted");
+    let tmp = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&tmp.path().join("data"), &test_defs(tmp.path(), &[]), &ns.name);
+    let h = echoed_headers(&daemon).await;
+    assert_eq!(h["x-forwarded-for"], "127.0.0.1", "{h}");
+    assert_eq!(h["x-forwarded-proto"], "http", "{h}");
+    assert_eq!(h["x-forwarded-host"], daemon.addr.as_str(), "{h}");
+    assert_eq!(h["x-forwarded-prefix"], "/echo", "{h}");
+    assert!(h.get("forwarded").is_none(), "Forwarded passed through: {h}");
+    assert!(h.get("x-real-ip").is_none(), "X-Real-IP passed through: {h}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_trusted_proxy_extends_the_chain() {
+    example_images();
+    let ns = Namespace::new("trusted");
+    let tmp = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start_with(
+        &tmp.path().join("data"),
+        &test_defs(tmp.path(), &[]),
+        &ns.name,
+        &["--trusted-proxies", "10.0.0.0/8,127.0.0.0/8"],
+    );
+    let h = echoed_headers(&daemon).await;
+    assert_eq!(h["x-forwarded-for"], "6.6.6.6, 7.7.7.7, 8.8.8.8, 127.0.0.1", "{h}");
+    assert_eq!(h["x-forwarded-proto"], "https", "{h}");
+    assert_eq!(h["x-forwarded-host"], "bank.example", "{h}");
+    assert_eq!(h["x-forwarded-prefix"], "/echo", "{h}");
+    assert_eq!(h["forwarded"], "for=6.6.6.6;proto=https", "{h}");
+    assert_eq!(h["x-real-ip"], "6.6.6.6", "{h}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn trusted_proxies_from_the_config_file() {
+    example_images();
+    let ns = Namespace::new("trustfile");
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("substrate.toml");
+    std::fs::write(&config, "trusted_proxies = [\"127.0.0.1\"]\n").unwrap();
+    let daemon = Daemon::start_with(
+        &tmp.path().join("data"),
+        &test_defs(tmp.path(), &[]),
+        &ns.name,
+        &["--config", config.to_str().unwrap()],
+    );
+    let h = echoed_headers(&daemon).await;
+    assert_eq!(h["x-forwarded-for"], "6.6.6.6, 7.7.7.7, 8.8.8.8, 127.0.0.1", "{h}");
+}
