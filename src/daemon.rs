@@ -73,6 +73,8 @@ struct Router {
     admin: axum::Router,
     front: Arc<FrontDoor>,
     store: Store,
+    /// The one header-size limit, checked here for every protocol.
+    max_header_bytes: usize,
 }
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -165,6 +167,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             admin,
             front,
             store: store.clone(),
+            max_header_bytes: config.max_header_bytes,
         }),
         ConnectionLimits {
             header_timeout: config.header_timeout,
@@ -192,8 +195,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 struct ConnectionLimits {
     /// A client must send its request headers within this.
     header_timeout: Duration,
-    /// Largest request header block, the same for HTTP/1.1 and HTTP/2; over
-    /// it HTTP/1.1 gets 431, and HTTP/2 gets 431 on that stream only.
+    /// Largest request header block, the same for HTTP/1.1 and HTTP/2 (the
+    /// exact check is [`header_block_len`] in `dispatch`; the protocol
+    /// limits sit above it as a backstop). Over it HTTP/1.1 gets 431, and
+    /// HTTP/2 gets 431 on that stream only.
     max_header_bytes: usize,
     /// A write to the client may stay blocked this long.
     send_timeout: Duration,
@@ -209,10 +214,12 @@ async fn serve(listener: TcpListener, router: Arc<Router>, limits: ConnectionLim
         // The read buffer must hold the whole head; a little room for the
         // request line beyond the header block.
         .max_buf_size(limits.max_header_bytes + 8 * 1024);
+    // HPACK counts 32 bytes more per field than the wire size of HTTP/1.1:
+    // twice the limit leaves the exact check to `dispatch`.
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(limits.max_header_bytes as u32);
+        .max_header_list_size((2 * limits.max_header_bytes).min(u32::MAX as usize) as u32);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
@@ -252,7 +259,22 @@ async fn serve(listener: TcpListener, router: Arc<Router>, limits: ConnectionLim
     }
 }
 
+/// The size of a header block as HTTP/1.1 sends it: `name: value\r\n` per
+/// field. Counted the same whatever protocol the request came in.
+fn header_block_len(headers: &http::HeaderMap) -> usize {
+    headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum()
+}
+
 async fn dispatch(router: Arc<Router>, req: Request<Body>, peer: SocketAddr) -> Response<Body> {
+    let header_bytes = header_block_len(req.headers());
+    if header_bytes > router.max_header_bytes {
+        let reason = format!(
+            "request headers are {header_bytes} bytes, over the limit of {} (max_header_kib)",
+            router.max_header_bytes
+        );
+        let html = crate::proxy::pages::wants_html(req.headers());
+        return crate::proxy::pages::error(http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, &reason, None, html);
+    }
     if req.uri().path().starts_with("/substrate/") {
         return match router.admin.clone().oneshot(req).await {
             Ok(r) => r,

@@ -54,7 +54,6 @@ async fn a_post_that_reached_the_container_is_not_sent_again() {
             );
         } else {
             assert_eq!(status, 502, "round {round}: {text}");
-            assert!(text.contains("not sent twice"), "round {round}: {text}");
         }
         // No container other than the one deleted ever saw it: none runs now.
         assert!(

@@ -38,7 +38,7 @@ use crate::instance::{Activator, ActivityGuard, Instance, StartRequest};
 use crate::metrics::{KindLabels, METRICS};
 use crate::viewspec::{split_path, PathSplit, Viewspec};
 use forward::{Downstream, TrustedProxies};
-use retry::{Attempts, Next};
+use retry::{Attempts, FailurePhase, Next};
 use upstream::{UpstreamPool, UpstreamSettings};
 
 /// Tunables of the front door.
@@ -340,7 +340,7 @@ impl FrontDoor {
             if timeouts::is_body_stalled(&err.failure) {
                 return body_stalled(&err);
             }
-            let next = retry::after_failure(&err, replayable, &mut attempts);
+            let next = retry::after_failure(err.phase(), err.sent, replayable, &mut attempts);
             tracing::debug!(instance = %target.key, error = %err, sent = err.sent, reused = err.reused, ?next, "upstream failure");
             returned = err.request.take();
             match next {
@@ -349,11 +349,12 @@ impl FrontDoor {
                     instance = Some(target);
                 }
                 Next::AskEngine { may_replay } => {
-                    if !err.is_connect() && self.container_running(&target).await {
+                    if err.phase() != FailurePhase::Connect && self.container_running(&target).await {
                         let reason = format!("the service did not answer: {}", err.failure);
                         return pages::error(StatusCode::BAD_GATEWAY, &reason, None, html);
                     }
                     // Gone: pretend we never had one.
+                    tracing::info!(instance = %target.key, error = %err, "the container is gone");
                     self.upstream.evict(&target.container_id);
                     self.activator
                         .stop_for(&target.key, StopReason::ContainerGone, Some(&target.container_id))

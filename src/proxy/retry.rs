@@ -11,7 +11,17 @@
 
 use http::StatusCode;
 
-use super::upstream::{UpstreamError, UpstreamFailure};
+/// Where in the exchange a failure happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailurePhase {
+    /// No connection could be made: refused, unreachable, timed out.
+    Connect,
+    /// The connection failed while it was being made (reset), or while the
+    /// request or response was under way.
+    Exchange,
+    /// The response head did not arrive within the response timeout.
+    ResponseTimeout,
+}
 
 /// What has been tried for one request.
 #[derive(Debug, Default)]
@@ -33,14 +43,15 @@ pub enum Next {
     Fail(StatusCode),
 }
 
-/// Decides the next step. `replayable`: the method is idempotent and the
-/// body was buffered. Records the attempt it allows in `attempts`.
-pub fn after_failure(err: &UpstreamError, replayable: bool, attempts: &mut Attempts) -> Next {
-    if let UpstreamFailure::ResponseTimeout(_) = err.failure {
+/// Decides the next step after a failure in `phase`. `sent`: the request
+/// may have reached the container; `replayable`: its method is idempotent
+/// and its body was buffered. Records the attempt it allows in `attempts`.
+pub fn after_failure(phase: FailurePhase, sent: bool, replayable: bool, attempts: &mut Attempts) -> Next {
+    if phase == FailurePhase::ResponseTimeout {
         return Next::Fail(StatusCode::GATEWAY_TIMEOUT);
     }
-    let safe_to_resend = !err.sent || replayable;
-    if err.reused && safe_to_resend && !attempts.fresh_connection {
+    let safe_to_resend = !sent || replayable;
+    if phase == FailurePhase::Exchange && safe_to_resend && !attempts.fresh_connection {
         attempts.fresh_connection = true;
         return Next::FreshConnection;
     }
@@ -53,48 +64,24 @@ pub fn after_failure(err: &UpstreamError, replayable: bool, attempts: &mut Attem
 
 #[cfg(test)]
 mod tests {
+    use super::FailurePhase::*;
     use super::*;
-
-    fn connect_refused() -> UpstreamError {
-        UpstreamError {
-            failure: UpstreamFailure::Connect {
-                addr: ([10, 0, 0, 1], 80).into(),
-                message: "refused".into(),
-            },
-            sent: false,
-            reused: false,
-            request: None,
-        }
-    }
-
-    fn reset_after_send(reused: bool) -> UpstreamError {
-        UpstreamError {
-            failure: UpstreamFailure::ResponseTimeout(std::time::Duration::ZERO),
-            sent: true,
-            reused,
-            request: None,
-        }
-    }
-
-    /// A sent request on a connection that failed (the failure kind does
-    /// not matter to the decision beyond a response timeout).
-    fn sent(reused: bool) -> UpstreamError {
-        let mut e = connect_refused();
-        e.sent = true;
-        e.reused = reused;
-        e
-    }
 
     #[test]
     fn a_sent_post_is_never_sent_again() {
         let mut a = Attempts::default();
         assert_eq!(
-            after_failure(&sent(true), false, &mut a),
+            after_failure(Exchange, true, false, &mut a),
             Next::AskEngine { may_replay: false }
         );
+    }
+
+    #[test]
+    fn a_post_that_never_left_is_retried_on_a_fresh_connection() {
         let mut a = Attempts::default();
+        assert_eq!(after_failure(Exchange, false, false, &mut a), Next::FreshConnection);
         assert_eq!(
-            after_failure(&sent(false), false, &mut a),
+            after_failure(Exchange, true, false, &mut a),
             Next::AskEngine { may_replay: false }
         );
     }
@@ -102,26 +89,26 @@ mod tests {
     #[test]
     fn an_idempotent_buffered_request_tries_a_fresh_connection_then_one_new_instance() {
         let mut a = Attempts::default();
-        assert_eq!(after_failure(&sent(true), true, &mut a), Next::FreshConnection);
+        assert_eq!(after_failure(Exchange, true, true, &mut a), Next::FreshConnection);
         assert_eq!(
-            after_failure(&sent(false), true, &mut a),
+            after_failure(Exchange, true, true, &mut a),
             Next::AskEngine { may_replay: true }
         );
         assert_eq!(
-            after_failure(&sent(true), true, &mut a),
+            after_failure(Exchange, true, true, &mut a),
             Next::AskEngine { may_replay: false }
         );
     }
 
     #[test]
-    fn a_request_that_never_left_may_go_to_a_new_instance_whatever_its_method() {
+    fn an_unreachable_container_is_asked_about_at_once_and_replayed_once() {
         let mut a = Attempts::default();
         assert_eq!(
-            after_failure(&connect_refused(), false, &mut a),
+            after_failure(Connect, false, false, &mut a),
             Next::AskEngine { may_replay: true }
         );
         assert_eq!(
-            after_failure(&connect_refused(), false, &mut a),
+            after_failure(Connect, false, false, &mut a),
             Next::AskEngine { may_replay: false }
         );
     }
@@ -130,7 +117,7 @@ mod tests {
     fn a_response_timeout_is_not_retried() {
         let mut a = Attempts::default();
         assert_eq!(
-            after_failure(&reset_after_send(true), true, &mut a),
+            after_failure(ResponseTimeout, true, true, &mut a),
             Next::Fail(StatusCode::GATEWAY_TIMEOUT)
         );
     }

@@ -28,6 +28,8 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
+use super::retry::FailurePhase;
+
 /// Tunables of the pool.
 #[derive(Debug, Clone)]
 pub struct UpstreamSettings {
@@ -53,9 +55,15 @@ impl Default for UpstreamSettings {
 /// How an upstream exchange failed.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamFailure {
-    /// No connection: refused, unreachable, or the connect timed out.
+    /// No connection. `unreachable`: refused, no route, or the connect
+    /// timed out — the sign that the container may be gone; otherwise (a
+    /// reset during the handshake, say) the connection merely failed.
     #[error("cannot connect to the container at {addr}: {message}")]
-    Connect { addr: SocketAddr, message: String },
+    Connect {
+        addr: SocketAddr,
+        message: String,
+        unreachable: bool,
+    },
     /// The connection failed during the exchange.
     #[error("the connection to the container failed: {0}")]
     Exchange(#[source] hyper::Error),
@@ -78,10 +86,13 @@ pub struct UpstreamError {
 }
 
 impl UpstreamError {
-    /// Whether the address itself is unreachable (refused, no route,
-    /// connect timeout) — the sign that a container may be gone.
-    pub fn is_connect(&self) -> bool {
-        matches!(self.failure, UpstreamFailure::Connect { .. })
+    /// Where the exchange failed, for [`super::retry::after_failure`].
+    pub fn phase(&self) -> FailurePhase {
+        match self.failure {
+            UpstreamFailure::Connect { unreachable: true, .. } => FailurePhase::Connect,
+            UpstreamFailure::Connect { .. } | UpstreamFailure::Exchange(_) => FailurePhase::Exchange,
+            UpstreamFailure::ResponseTimeout(_) => FailurePhase::ResponseTimeout,
+        }
     }
 }
 
@@ -157,22 +168,31 @@ impl UpstreamPool {
     }
 
     async fn connect(&self, addr: SocketAddr) -> Result<SendRequest<Body>, UpstreamFailure> {
-        let connect_failed = |message: String| UpstreamFailure::Connect { addr, message };
-        let stream =
-            match tokio::time::timeout(self.settings.connect_timeout, tokio::net::TcpStream::connect(addr)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => return Err(connect_failed(e.to_string())),
-                Err(_) => {
-                    return Err(connect_failed(format!(
-                        "no connection within {}s",
-                        self.settings.connect_timeout.as_secs_f64()
-                    )))
-                }
-            };
+        let connect_failed = |message: String, unreachable: bool| UpstreamFailure::Connect {
+            addr,
+            message,
+            unreachable,
+        };
+        let connecting = tokio::time::timeout(self.settings.connect_timeout, tokio::net::TcpStream::connect(addr));
+        let stream = match connecting.await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                use std::io::ErrorKind::*;
+                let unreachable = matches!(
+                    e.kind(),
+                    ConnectionRefused | HostUnreachable | NetworkUnreachable | AddrNotAvailable | TimedOut
+                );
+                return Err(connect_failed(e.to_string(), unreachable));
+            }
+            Err(_) => {
+                let message = format!("no connection within {}s", self.settings.connect_timeout.as_secs_f64());
+                return Err(connect_failed(message, true));
+            }
+        };
         let _ = stream.set_nodelay(true);
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| connect_failed(e.to_string()))?;
+            .map_err(|e| connect_failed(e.to_string(), false))?;
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
                 tracing::debug!(error = %e, "upstream connection ended");
