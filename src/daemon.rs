@@ -301,6 +301,10 @@ async fn metrics_response(router: &Router) -> Response<Body> {
         .get_or_create(&StateLabels { state: "starting" })
         .set(activator.starting().len() as i64);
     METRICS
+        .instances
+        .get_or_create(&StateLabels { state: "stopping" })
+        .set(activator.stopping().len() as i64);
+    METRICS
         .spaces
         .set(router.store.count(crate::store::Tree::Spaces) as i64);
     let mut resp = Response::new(Body::from(metrics::render()));

@@ -23,10 +23,16 @@ pub enum FailurePhase {
     ResponseTimeout,
 }
 
+/// How many times one request may be retried on a fresh connection to the
+/// same container. Two, not one: whatever resets connections (a conntrack
+/// flush, `ss -K`, a middlebox) tends to reset the fresh one made during
+/// the same sweep too.
+pub const FRESH_CONNECTION_RETRIES: u8 = 2;
+
 /// What has been tried for one request.
 #[derive(Debug, Default)]
 pub struct Attempts {
-    fresh_connection: bool,
+    fresh_connections: u8,
     new_instance: bool,
 }
 
@@ -51,8 +57,8 @@ pub fn after_failure(phase: FailurePhase, sent: bool, replayable: bool, attempts
         return Next::Fail(StatusCode::GATEWAY_TIMEOUT);
     }
     let safe_to_resend = !sent || replayable;
-    if phase == FailurePhase::Exchange && safe_to_resend && !attempts.fresh_connection {
-        attempts.fresh_connection = true;
+    if phase == FailurePhase::Exchange && safe_to_resend && attempts.fresh_connections < FRESH_CONNECTION_RETRIES {
+        attempts.fresh_connections += 1;
         return Next::FreshConnection;
     }
     let may_replay = safe_to_resend && !attempts.new_instance;
@@ -87,9 +93,11 @@ mod tests {
     }
 
     #[test]
-    fn an_idempotent_buffered_request_tries_a_fresh_connection_then_one_new_instance() {
+    fn an_idempotent_buffered_request_tries_fresh_connections_then_one_new_instance() {
         let mut a = Attempts::default();
-        assert_eq!(after_failure(Exchange, true, true, &mut a), Next::FreshConnection);
+        for _ in 0..FRESH_CONNECTION_RETRIES {
+            assert_eq!(after_failure(Exchange, true, true, &mut a), Next::FreshConnection);
+        }
         assert_eq!(
             after_failure(Exchange, true, true, &mut a),
             Next::AskEngine { may_replay: true }
