@@ -104,16 +104,25 @@ cmd_up() {
   ensure_prereqs
   cmd_build_images
   local bin="$ROOT/target/release/substrate"
+  local ca="$ROOT/.substrate/tls/ca.crt"
   cat >&2 <<MSG
-==> Substrate on http://127.0.0.1:8080/
+==> Substrate on http://127.0.0.1:8080/ and https://127.0.0.1:8443/
     try:      http://127.0.0.1:8080/echo/    (curl -s http://127.0.0.1:8080/echo/hi)
               http://127.0.0.1:8080/notes/   (in a browser: your own space)
               http://127.0.0.1:8080/foo/     (the seed README's example)
     health:   curl -s http://127.0.0.1:8080/substrate/v1/health
     admin:    curl -s -H "Authorization: Bearer \$(cat .substrate/admin.token)" http://127.0.0.1:8080/substrate/v1/instances
     inspect:  $bin inspect --data .substrate summary   (after stopping the daemon)
+
+==> HTTPS at https://substrate.home.arpa:8443/ — one-time steps (the CA is made at the first start):
+    1. name:  echo '127.0.0.1 substrate.home.arpa' | sudo tee -a /etc/hosts
+    2. trust: $ca
+       system (curl, …):  sudo cp $ca /usr/local/share/ca-certificates/substrate-local-ca.crt && sudo update-ca-certificates
+       Chromium/Chrome:   certutil -d sql:\$HOME/.pki/nssdb -A -t C,, -n substrate-local-ca -i $ca   (libnss3-tools)
+       Firefox:           Settings → Privacy & Security → Certificates → View Certificates → Authorities → Import
+    then:     curl https://substrate.home.arpa:8443/echo/
 MSG
-  exec "$bin" serve --listen 127.0.0.1:8080 --defs "$ROOT/defs" --data "$ROOT/.substrate" --build-context "$ROOT"
+  exec "$bin" serve --listen 127.0.0.1:8080 --tls-listen 127.0.0.1:8443 --defs "$ROOT/defs" --data "$ROOT/.substrate" --build-context "$ROOT"
 }
 
 cmd_test() {

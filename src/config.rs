@@ -64,6 +64,18 @@ pub struct ServeArgs {
     /// Peers whose X-Forwarded-*/Forwarded headers are believed: comma-separated CIDRs or addresses [default: none]
     #[arg(long, env = "SUBSTRATE_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<String>,
+    /// Also serve HTTPS on this address, e.g. 127.0.0.1:8443 [default: off]
+    #[arg(long, env = "SUBSTRATE_TLS_LISTEN")]
+    pub tls_listen: Option<String>,
+    /// Host names of the HTTPS certificate, comma-separated [default: substrate.home.arpa,localhost]
+    #[arg(long, env = "SUBSTRATE_TLS_NAMES", value_delimiter = ',')]
+    pub tls_names: Vec<String>,
+    /// PEM certificate chain to serve instead of the local CA's (with --tls-key; reloaded on SIGHUP)
+    #[arg(long, env = "SUBSTRATE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert
+    #[arg(long, env = "SUBSTRATE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
     /// Override a `#var` of the definitions: NAME=VALUE (repeatable)
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,
@@ -89,6 +101,10 @@ struct FileConfig {
     upstream_connect_timeout: Option<String>,
     upstream_response_timeout: Option<String>,
     trusted_proxies: Option<Vec<String>>,
+    tls_listen: Option<String>,
+    tls_names: Option<Vec<String>>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     #[serde(default)]
     vars: BTreeMap<String, String>,
 }
@@ -115,6 +131,10 @@ pub struct Config {
     /// `None`: no limit.
     pub upstream_response_timeout: Option<Duration>,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// HTTPS listener, when serving TLS.
+    pub tls_listen: Option<SocketAddr>,
+    /// Where the HTTPS certificate comes from.
+    pub tls_source: crate::tls::CertSource,
     pub vars: BTreeMap<String, String>,
 }
 
@@ -146,6 +166,8 @@ pub enum ConfigError {
     TrustedProxy(String),
     #[error("invalid --var {0:?}: expected NAME=VALUE")]
     Var(String),
+    #[error("tls_cert and tls_key go together: {0} is set without the other")]
+    TlsPair(&'static str),
 }
 
 impl Config {
@@ -200,6 +222,28 @@ impl Config {
             args.trusted_proxies.clone()
         };
         let trusted_proxies = proxies.iter().map(|p| parse_cidr(p)).collect::<Result<Vec<_>, _>>()?;
+        let tls_listen = match args.tls_listen.clone().or(file.tls_listen) {
+            Some(t) => Some(t.parse().map_err(|_| ConfigError::Listen(t.clone()))?),
+            None => None,
+        };
+        let data = args.data.clone().or(file.data).unwrap_or_else(|| ".substrate".into());
+        let tls_names = match (args.tls_names.is_empty(), file.tls_names) {
+            (false, _) => args.tls_names.clone(),
+            (true, Some(n)) => n,
+            (true, None) => crate::tls::DEFAULT_NAMES.iter().map(|n| n.to_string()).collect(),
+        };
+        let tls_source = match (
+            args.tls_cert.clone().or(file.tls_cert),
+            args.tls_key.clone().or(file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => crate::tls::CertSource::Files { cert, key },
+            (None, None) => crate::tls::CertSource::LocalCa {
+                dir: data.join("tls"),
+                names: tls_names,
+            },
+            (Some(_), None) => return Err(ConfigError::TlsPair("tls_cert")),
+            (None, Some(_)) => return Err(ConfigError::TlsPair("tls_key")),
+        };
         let defs = args.defs.clone().or(file.defs).unwrap_or_else(|| "defs".into());
         let build_context = args.build_context.clone().or(file.build_context).unwrap_or_else(|| {
             std::fs::canonicalize(&defs)
@@ -215,7 +259,7 @@ impl Config {
         Ok(Config {
             listen: listen.parse().map_err(|_| ConfigError::Listen(listen.clone()))?,
             defs,
-            data: args.data.clone().or(file.data).unwrap_or_else(|| ".substrate".into()),
+            data,
             namespace,
             store_cache_bytes: args.store_cache_mib.or(file.store_cache_mib).unwrap_or(8) * 1024 * 1024,
             idle_timeout,
@@ -229,6 +273,8 @@ impl Config {
             upstream_connect_timeout,
             upstream_response_timeout,
             trusted_proxies,
+            tls_listen,
+            tls_source,
             vars,
         })
     }

@@ -33,10 +33,11 @@ use crate::metrics::{self, StateLabels, METRICS};
 use crate::proxy::forward::TrustedProxies;
 use crate::proxy::timeouts::SendTimeout;
 use crate::proxy::upstream::UpstreamSettings;
-use crate::proxy::{params, FrontDoor, FrontDoorSettings};
+use crate::proxy::{params, FrontDoor, FrontDoorSettings, Scheme};
 use crate::runtime::DockerEngine;
 use crate::space::Spaces;
 use crate::store::{Store, StoreError, StoreOptions};
+use crate::tls::Tls;
 
 /// How long open connections get to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -94,6 +95,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::info!(count = removed.len(), "removed leftovers of interrupted copies");
     }
     let token = data.admin_token()?;
+    let tls = match config.tls_listen {
+        Some(_) => Some(Arc::new(
+            Tls::load(config.tls_source.clone()).context("cannot set up HTTPS")?,
+        )),
+        None => None,
+    };
     let engine = DockerEngine::new(&config.namespace);
 
     let spaces = Spaces::new(data.clone(), store.clone());
@@ -150,7 +157,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         activator.clone(),
         stop.clone(),
     ));
-    tasks.spawn(reload_on_sighup(catalog.clone(), stop.clone()));
+    tasks.spawn(reload_on_sighup(catalog.clone(), tls.clone(), stop.clone()));
     tasks.spawn(collect_abandoned_spaces(
         spaces,
         config.abandoned_space_ttl,
@@ -161,8 +168,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(listen = %listener.local_addr()?, data = %data.root().display(), namespace = %config.namespace, "serving");
+    let tls = match (config.tls_listen, tls) {
+        (Some(addr), Some(tls)) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for HTTPS"))?;
+            tracing::info!(listen = %listener.local_addr()?, ca = ?tls.ca_file(), "serving HTTPS");
+            Some(TlsListener { listener, tls })
+        }
+        _ => None,
+    };
     serve(
         listener,
+        tls,
         Arc::new(Router {
             admin,
             front,
@@ -204,8 +222,15 @@ struct ConnectionLimits {
     send_timeout: Duration,
 }
 
-/// Accepts connections until a shutdown signal, then drains them.
-async fn serve(listener: TcpListener, router: Arc<Router>, limits: ConnectionLimits) {
+/// An HTTPS listener and its certificate.
+struct TlsListener {
+    listener: TcpListener,
+    tls: Arc<Tls>,
+}
+
+/// Accepts connections (HTTP, and HTTPS when configured) until a shutdown
+/// signal, then drains them.
+async fn serve(listener: TcpListener, tls: Option<TlsListener>, router: Arc<Router>, limits: ConnectionLimits) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -223,39 +248,65 @@ async fn serve(listener: TcpListener, router: Arc<Router>, limits: ConnectionLim
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off briefly.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let router = router.clone();
-                let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let router = router.clone();
-                    async move { Ok::<_, Infallible>(dispatch(router, req.map(Body::new), peer).await) }
-                });
-                let stream = SendTimeout::new(stream, limits.send_timeout);
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn.into_owned());
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
-            }
+        let (accepted, scheme) = tokio::select! {
+            accepted = listener.accept() => (accepted, Scheme::Http),
+            accepted = accept_tls(&tls) => (accepted, Scheme::Https),
             _ = &mut shutdown => break,
-        }
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: back off briefly.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+            let router = router.clone();
+            async move { Ok::<_, Infallible>(dispatch(router, req.map(Body::new), peer, scheme).await) }
+        });
+        let stream = SendTimeout::new(stream, limits.send_timeout);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let acceptor = tls.as_ref().map(|t| t.tls.acceptor.clone());
+        tokio::spawn(async move {
+            let result = match (scheme, acceptor) {
+                (Scheme::Https, Some(acceptor)) => {
+                    // The handshake is part of the request head's time.
+                    let stream = match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+                    };
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    watcher.watch(conn.into_owned()).await
+                }
+                _ => {
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    watcher.watch(conn.into_owned()).await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
     }
     tracing::info!("shutting down: draining connections");
     drop(listener);
+    drop(tls);
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
         tracing::warn!("connections still open after {:?}; closing them", DRAIN_TIMEOUT);
+    }
+}
+
+/// The next connection on the HTTPS listener; never, without one.
+async fn accept_tls(tls: &Option<TlsListener>) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match tls {
+        Some(t) => t.listener.accept().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -265,7 +316,7 @@ fn header_block_len(headers: &http::HeaderMap) -> usize {
     headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum()
 }
 
-async fn dispatch(router: Arc<Router>, req: Request<Body>, peer: SocketAddr) -> Response<Body> {
+async fn dispatch(router: Arc<Router>, req: Request<Body>, peer: SocketAddr, scheme: Scheme) -> Response<Body> {
     let header_bytes = header_block_len(req.headers());
     if header_bytes > router.max_header_bytes {
         let reason = format!(
@@ -284,7 +335,7 @@ async fn dispatch(router: Arc<Router>, req: Request<Body>, peer: SocketAddr) -> 
     if req.uri().path() == "/metrics" {
         return metrics_response(&router).await;
     }
-    let resp = router.front.handle(req, peer).await;
+    let resp = router.front.handle(req, peer, scheme).await;
     METRICS.count_request(resp.status().as_u16());
     resp
 }
@@ -350,8 +401,8 @@ async fn collect_abandoned_spaces(spaces: Arc<Spaces>, ttl: Duration, mut stop: 
     }
 }
 
-/// SIGHUP reloads the definitions.
-async fn reload_on_sighup(catalog: Catalog, mut stop: watch::Receiver<bool>) {
+/// SIGHUP reloads the definitions and the operator's TLS certificate.
+async fn reload_on_sighup(catalog: Catalog, tls: Option<Arc<Tls>>, mut stop: watch::Receiver<bool>) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         tracing::warn!("cannot listen for SIGHUP");
@@ -363,6 +414,12 @@ async fn reload_on_sighup(catalog: Catalog, mut stop: watch::Receiver<bool>) {
                 tracing::info!("SIGHUP: reloading definitions");
                 let c = catalog.clone();
                 let _ = tokio::task::spawn_blocking(move || c.reload()).await;
+                if let Some(tls) = &tls {
+                    match tls.reload() {
+                        Ok(()) => tracing::info!("TLS certificate reloaded"),
+                        Err(e) => tracing::error!(error = %e, "TLS certificate not reloaded; keeping the one in force"),
+                    }
+                }
             }
             _ = stop.changed() => return,
         }

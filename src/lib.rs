@@ -46,4 +46,5 @@ pub mod proxy;
 pub mod runtime;
 pub mod space;
 pub mod store;
+pub mod tls;
 pub mod viewspec;

@@ -93,6 +93,7 @@ pub async fn ensure(
         viewspec,
         defs: defs.clone(),
         host: None,
+        scheme: crate::proxy::Scheme::Http,
         start: None,
     };
     // At most one completion: the completed viewspec plans to an instance.

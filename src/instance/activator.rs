@@ -22,7 +22,7 @@ use super::{readiness, rw_spaces, Clock, Instance, StartRequest};
 use crate::catalog::Catalog;
 use crate::defs::InstanceSpec;
 use crate::ids::SpaceId;
-use crate::runtime::{Bind, ContainerSpec, Engine, RuntimeError, LABEL_INSTANCE, LABEL_SERVICE};
+use crate::runtime::{Bind, ContainerSpec, Engine, RuntimeError, LABEL_INSTANCE, LABEL_ORIGIN, LABEL_SERVICE};
 use crate::store::{now_millis, InstanceRecord, InstanceState, Store};
 
 /// Why an instance could not be started. Shown to the client.
@@ -494,16 +494,12 @@ fn container_spec(req: &StartRequest, spec: &InstanceSpec, name: String) -> Cont
         name,
         image: spec.image.clone(),
         command: spec.command.clone(),
-        env: spec
-            .environment
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .chain(std::iter::once(("SUBSTRATE_ORIGIN".to_owned(), req.origin.clone())))
-            .collect(),
+        env: spec.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         binds,
         labels: [
             (LABEL_INSTANCE.to_owned(), req.key.clone()),
             (LABEL_SERVICE.to_owned(), req.service.clone()),
+            (LABEL_ORIGIN.to_owned(), req.origin.clone()),
         ]
         .into_iter()
         .collect(),

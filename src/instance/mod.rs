@@ -139,11 +139,20 @@ pub fn rw_spaces(key: &str) -> Vec<SpaceId> {
 }
 
 /// What an instance's definition is unified with: the environment Substrate
-/// always injects and the parameter values of the viewspec. Derived from the
-/// viewspec alone, so an instance's digest can be recomputed at any time.
-pub fn injection(viewspec: &crate::viewspec::Viewspec, service: &crate::defs::ServiceDef) -> serde_json::Value {
+/// always injects (SPEC §3: `SUBSTRATE_URL_PREFIX`, `SUBSTRATE_VIEWSPEC`,
+/// `SUBSTRATE_ORIGIN` and `ORIGIN`, `SUBSTRATE_PARAM_<NAME>`) and the
+/// parameter values of the viewspec. Derived from the viewspec and the
+/// origin of the request that started the instance (kept in a container
+/// label), so an instance's digest can be recomputed at any time.
+pub fn injection(
+    viewspec: &crate::viewspec::Viewspec,
+    service: &crate::defs::ServiceDef,
+    origin: &str,
+) -> serde_json::Value {
     let key = viewspec.canonical();
     let mut env = serde_json::Map::new();
+    env.insert("SUBSTRATE_ORIGIN".into(), origin.into());
+    env.insert("ORIGIN".into(), origin.into());
     env.insert("SUBSTRATE_URL_PREFIX".into(), format!("/{key}").into());
     env.insert("SUBSTRATE_VIEWSPEC".into(), key.into());
     let mut params = serde_json::Map::new();

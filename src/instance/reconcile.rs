@@ -48,7 +48,14 @@ impl Activator {
                 crate::viewspec::Viewspec::parse(&key),
                 defs.services.get(&record.service),
             ) {
-                (Ok(v), Some(service)) => super::injection(&v, service),
+                (Ok(v), Some(service)) => {
+                    let origin = c
+                        .labels
+                        .get(crate::runtime::LABEL_ORIGIN)
+                        .map(String::as_str)
+                        .unwrap_or_default();
+                    super::injection(&v, service, origin)
+                }
                 _ => serde_json::json!({}),
             };
             let idle = defs

@@ -76,6 +76,22 @@ pub struct FrontDoor {
     settings: FrontDoorSettings,
 }
 
+/// How a client reached the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
 /// A request routed to a service, before it has an instance.
 pub struct Route {
     /// The canonical viewspec: the instance key.
@@ -83,8 +99,10 @@ pub struct Route {
     pub viewspec: Viewspec,
     /// The definitions the request was routed with; they hold the service.
     pub defs: Arc<crate::defs::Defs>,
-    /// The `Host` the client used, for `SUBSTRATE_ORIGIN`.
+    /// The `Host` the client used and how it connected, for the injected
+    /// origin (`ORIGIN`, `SUBSTRATE_ORIGIN`).
     pub host: Option<http::HeaderValue>,
+    pub scheme: Scheme,
     /// Planned already (on the cold path).
     pub start: Option<StartRequest>,
 }
@@ -138,7 +156,7 @@ impl FrontDoor {
         }
     }
 
-    pub async fn handle(&self, mut req: Request<Body>, peer: SocketAddr) -> Response<Body> {
+    pub async fn handle(&self, mut req: Request<Body>, peer: SocketAddr, scheme: Scheme) -> Response<Body> {
         let html = pages::wants_html(req.headers());
         let (raw, rest) = match split_path(req.uri().path()) {
             PathSplit::Root => {
@@ -172,12 +190,18 @@ impl FrontDoor {
             return pages::error(StatusCode::NOT_FOUND, &reason, None, html);
         }
         // Only a start needs it (SUBSTRATE_ORIGIN): keep the header, format later.
-        let host = req.headers().get(header::HOST).cloned();
+        // HTTP/2 carries it as the URI's authority instead.
+        let host = req.headers().get(header::HOST).cloned().or_else(|| {
+            req.uri()
+                .authority()
+                .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
+        });
         let mut route = Route {
             key: viewspec.canonical(),
             viewspec,
             defs: defs.clone(),
             host,
+            scheme,
             start: None,
         };
         // The warm path skips planning: a ready instance was planned already.
@@ -212,7 +236,7 @@ impl FrontDoor {
                 peer,
                 prefix: raw,
                 trusted: self.settings.trusted_proxies.contains(peer.ip()),
-                scheme: "http",
+                scheme: scheme.as_str(),
             },
             on_upgrade,
         };
@@ -230,19 +254,21 @@ impl FrontDoor {
                 status: StatusCode::NOT_FOUND,
                 message: format!("no service named {:?} is defined", route.viewspec.service()),
             })?;
-        match self.params.plan(&route.viewspec, service).await? {
+        // The external origin of this request, e.g. https://substrate.home.arpa:8443.
+        let origin = route
+            .host
+            .as_ref()
+            .and_then(|h| h.to_str().ok())
+            .map(|h| format!("{}://{h}", route.scheme.as_str()))
+            .unwrap_or_default();
+        match self.params.plan(&route.viewspec, service, &origin).await? {
             params::Plan::Redirect(completed) => Ok(Err(completed)),
             params::Plan::Instance(p) => Ok(Ok(StartRequest {
                 key: p.key,
                 service: service.name.clone(),
                 injected: p.injected,
                 binds: p.binds,
-                origin: route
-                    .host
-                    .as_ref()
-                    .and_then(|h| h.to_str().ok())
-                    .map(|h| format!("http://{h}"))
-                    .unwrap_or_default(),
+                origin,
             })),
         }
     }

@@ -79,7 +79,8 @@ impl Planner {
         Self { spaces }
     }
 
-    pub async fn plan(&self, viewspec: &Viewspec, service: &ServiceDef) -> Result<Plan, PlanError> {
+    /// `origin`: the external origin of the request (injected as `ORIGIN`).
+    pub async fn plan(&self, viewspec: &Viewspec, service: &ServiceDef, origin: &str) -> Result<Plan, PlanError> {
         for (name, _) in viewspec.params() {
             if !service.parameters.contains_key(name) {
                 let known: Vec<_> = service.parameters.keys().map(String::as_str).collect();
@@ -152,7 +153,7 @@ impl Planner {
             self.spaces.bind_slot(&key, slot, id).await?;
         }
         Ok(Plan::Instance(InstancePlan {
-            injected: crate::instance::injection(viewspec, service),
+            injected: crate::instance::injection(viewspec, service, origin),
             key,
             binds,
         }))

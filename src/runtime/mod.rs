@@ -18,6 +18,9 @@ pub use docker::DockerEngine;
 pub const LABEL_NAMESPACE: &str = "substrate.namespace";
 pub const LABEL_INSTANCE: &str = "substrate.instance";
 pub const LABEL_SERVICE: &str = "substrate.service";
+/// The external origin of the request that started an instance, so a
+/// re-attached instance resolves its definition as it was started.
+pub const LABEL_ORIGIN: &str = "substrate.origin";
 
 /// A host directory bound into a container.
 #[derive(Debug, Clone, PartialEq, Eq)]

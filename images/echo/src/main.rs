@@ -305,7 +305,8 @@ fn error(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
 /// The environment variables a test may want to see: what Substrate injects
 /// and what the example definition sets.
 fn selected_env() -> Value {
-    const NAMED: [&str; 5] = [
+    const NAMED: [&str; 6] = [
+        "ORIGIN",
         "PORT",
         "SUBSTRATE_URL_PREFIX",
         "SUBSTRATE_VIEWSPEC",
