@@ -10,7 +10,6 @@ use serde_json::{json, Value};
 use super::{AdminResult, AdminState, ApiError, Authorized};
 use crate::ids::{CheckpointId, SpaceId};
 use crate::lineage::Graph;
-use crate::runtime::Engine;
 use crate::space::{ForkSource, SpaceError};
 use crate::store::SpaceOrigin;
 
@@ -91,21 +90,6 @@ pub struct DeleteQuery {
     force: bool,
 }
 
-/// Live instances (ready, starting or stopping) whose viewspec uses the space.
-fn running_users(state: &AdminState, id: &SpaceId) -> Result<Vec<String>, ApiError> {
-    let mut starting = state.front.activator.starting();
-    starting.extend(state.front.activator.stopping());
-    let mut keys: Vec<String> = state
-        .store
-        .uses_of(id)?
-        .into_iter()
-        .map(|u| u.viewspec)
-        .filter(|k| state.front.activator.ready(k).is_some() || starting.contains(k))
-        .collect();
-    keys.dedup();
-    Ok(keys)
-}
-
 pub async fn delete(
     _: Authorized,
     State(state): State<AdminState>,
@@ -113,20 +97,7 @@ pub async fn delete(
     Query(q): Query<DeleteQuery>,
 ) -> AdminResult<Value> {
     let id = space_id(&raw)?;
-    let users = running_users(&state, &id)?;
-    if !users.is_empty() {
-        if !q.force {
-            return Err(SpaceError::InUse {
-                space: id,
-                uses: users.join(", "),
-            }
-            .into());
-        }
-        for key in &users {
-            state.front.activator.stop(key).await;
-        }
-    }
-    let record = state.spaces.delete(&id).await?;
+    let (record, users) = state.front.activator.delete_space(&state.spaces, &id, q.force).await?;
     Ok(Json(json!({ "deleted": record.id, "stopped": users })))
 }
 
@@ -147,27 +118,14 @@ pub async fn checkpoint(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let id = space_id(&raw)?;
     let body = body.map(|Json(b)| b).unwrap_or_default();
-    let mut paused = Vec::new();
-    if body.pause.unwrap_or(true) {
-        for key in running_users(&state, &id)? {
-            if let Some(instance) = state.front.activator.ready(&key) {
-                match state.engine.pause(&instance.container_id).await {
-                    Ok(()) => paused.push(instance.container_id.clone()),
-                    Err(e) => tracing::warn!(instance = %key, error = %e, "could not pause for a checkpoint"),
-                }
-            }
-        }
-    }
-    let result = state.spaces.checkpoint(&id, body.message).await;
-    for container in &paused {
-        if let Err(e) = state.engine.unpause(container).await {
-            tracing::error!(container = %container, error = %e, "could not unpause after a checkpoint");
-        }
-    }
-    let record = result?;
+    let (record, paused) = state
+        .front
+        .activator
+        .checkpoint_space(&state.spaces, &id, body.message, body.pause.unwrap_or(true))
+        .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "checkpoint": record, "paused": paused.len() })),
+        Json(json!({ "checkpoint": record, "paused": paused })),
     ))
 }
 

@@ -28,6 +28,7 @@
 
 pub mod activator;
 pub mod readiness;
+pub mod space_users;
 pub mod reaper;
 pub mod reconcile;
 pub mod stop;

@@ -1,0 +1,81 @@
+//! Space operations that involve the instances using a space: a checkpoint
+//! pauses them for the copy (SPEC §5 "Consistency"), a delete is refused
+//! while they run unless forced, and a forced delete stops them first
+//! (through [`Activator::stop`], the one way an instance ends). The admin
+//! API and the home page both call these.
+
+use std::sync::Arc;
+
+use super::Activator;
+use crate::ids::SpaceId;
+use crate::space::{SpaceError, Spaces};
+use crate::store::{CheckpointRecord, SpaceRecord};
+
+impl Activator {
+    /// Live instances (starting, ready or stopping) whose viewspec uses
+    /// `space`, by key.
+    pub fn users_of(&self, space: &SpaceId) -> Result<Vec<String>, SpaceError> {
+        let slots = self.slots_read();
+        let mut keys: Vec<String> = self
+            .store
+            .uses_of(space)?
+            .into_iter()
+            .map(|u| u.viewspec)
+            .filter(|k| slots.contains_key(k))
+            .collect();
+        keys.dedup();
+        Ok(keys)
+    }
+
+    /// Checkpoints `space`, pausing the containers of its ready users during
+    /// the copy when `pause`. Returns the record and how many were paused.
+    pub async fn checkpoint_space(
+        &self,
+        spaces: &Arc<Spaces>,
+        space: &SpaceId,
+        message: Option<String>,
+        pause: bool,
+    ) -> Result<(CheckpointRecord, usize), SpaceError> {
+        let mut paused = Vec::new();
+        if pause {
+            for key in self.users_of(space)? {
+                if let Some(instance) = self.ready(&key) {
+                    match self.engine.pause(&instance.container_id).await {
+                        Ok(()) => paused.push(instance.container_id.clone()),
+                        Err(e) => tracing::warn!(instance = %key, error = %e, "could not pause for a checkpoint"),
+                    }
+                }
+            }
+        }
+        let result = spaces.checkpoint(space, message).await;
+        for container in &paused {
+            if let Err(e) = self.engine.unpause(container).await {
+                tracing::error!(container = %container, error = %e, "could not unpause after a checkpoint");
+            }
+        }
+        Ok((result?, paused.len()))
+    }
+
+    /// Deletes `space`: refused with [`SpaceError::InUse`] while instances
+    /// use it, unless `force`, which stops them first. Returns the record
+    /// and the keys stopped.
+    pub async fn delete_space(
+        &self,
+        spaces: &Arc<Spaces>,
+        space: &SpaceId,
+        force: bool,
+    ) -> Result<(SpaceRecord, Vec<String>), SpaceError> {
+        let users = self.users_of(space)?;
+        if !users.is_empty() {
+            if !force {
+                return Err(SpaceError::InUse {
+                    space: space.clone(),
+                    uses: users.join(", "),
+                });
+            }
+            let stops = users.iter().map(|key| self.stop(key));
+            futures_util::future::join_all(stops).await;
+        }
+        Ok((spaces.delete(space).await?, users))
+    }
+}
