@@ -28,6 +28,7 @@ use crate::admin::{self, AdminState};
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::datadir::DataDir;
+use crate::home::{self, HomeState};
 use crate::instance::{reaper, Activator, ActivatorSettings};
 use crate::metrics::{self, StateLabels, METRICS};
 use crate::proxy::forward::TrustedProxies;
@@ -72,6 +73,8 @@ pub fn in_use_message(data: &DataDir) -> String {
 /// Everything a request can reach; shared by every connection.
 struct Router {
     admin: axum::Router,
+    /// The home page at `/` and its forms under `/substrate/ui/`.
+    home: axum::Router,
     front: Arc<FrontDoor>,
     store: Store,
     /// The one header-size limit, checked here for every protocol.
@@ -138,14 +141,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             ..FrontDoorSettings::default()
         },
     ));
+    let token: Arc<str> = Arc::from(token);
     let admin = admin::router(AdminState {
         store: store.clone(),
         engine,
         catalog: catalog.clone(),
         front: front.clone(),
         spaces: spaces.clone(),
-        token: Arc::from(token),
+        token: token.clone(),
     });
+    let home = home::router(HomeState::new(
+        store.clone(),
+        catalog.clone(),
+        activator.clone(),
+        spaces.clone(),
+        token,
+    ));
 
     let (stop_tx, stop) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -183,6 +194,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tls,
         Arc::new(Router {
             admin,
+            home,
             front,
             store: store.clone(),
             max_header_bytes: config.max_header_bytes,
@@ -325,6 +337,15 @@ async fn dispatch(router: Arc<Router>, req: Request<Body>, peer: SocketAddr, sch
         );
         let html = crate::proxy::pages::wants_html(req.headers());
         return crate::proxy::pages::error(http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, &reason, None, html);
+    }
+    let path = req.uri().path();
+    if path == "/" || path.starts_with("/substrate/ui/") {
+        let mut req = req;
+        req.extensions_mut().insert(scheme);
+        return match router.home.clone().oneshot(req).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        };
     }
     if req.uri().path().starts_with("/substrate/") {
         return match router.admin.clone().oneshot(req).await {

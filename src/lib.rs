@@ -24,7 +24,8 @@
 //! - [`space`]: spaces — the copy engine, checkpoints, forks.
 //! - [`store`]: the durable state — sled trees, the record codec, migrations;
 //!   [`datadir`] is the layout of the data directory around it.
-//! - [`admin`]: the JSON API under `/substrate/v1`; [`metrics`]: `/metrics`.
+//! - [`admin`]: the JSON API under `/substrate/v1`; [`metrics`]: `/metrics`;
+//!   [`home`]: the home page at `/`; [`tls`]: HTTPS.
 //! - [`inspect`] and [`lineage`]: the offline tool and the lineage DAG.
 //! - [`config`], [`ids`], [`images`]: settings, identifiers, image builds.
 //!
@@ -36,6 +37,7 @@ pub mod config;
 pub mod daemon;
 pub mod datadir;
 pub mod defs;
+pub mod home;
 pub mod ids;
 pub mod images;
 pub mod inspect;

@@ -60,6 +60,8 @@ pub struct ServiceDef {
     pub parameters: BTreeMap<String, ParameterDef>,
     /// The template with defaults applied; open fields as their CUE type text.
     pub template: serde_json::Value,
+    /// One line for the home page (`services: NAME: description`).
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -298,6 +300,10 @@ impl Defs {
                 obj.entry("image")
                     .or_insert_with(|| serde_json::Value::String(img.clone()));
             }
+            let description = path_vertex(ev2, &["services", name, "description"])
+                .map(|v| ev2.materialize(v))
+                .and_then(|d| export(&d, &files2, Mode::Lenient).ok())
+                .and_then(|j| j.as_str().map(String::from));
             services.insert(
                 name.clone(),
                 ServiceDef {
@@ -306,6 +312,7 @@ impl Defs {
                     image,
                     parameters,
                     template,
+                    description,
                 },
             );
         }

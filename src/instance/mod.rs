@@ -28,9 +28,9 @@
 
 pub mod activator;
 pub mod readiness;
-pub mod space_users;
 pub mod reaper;
 pub mod reconcile;
+pub mod space_users;
 pub mod stop;
 
 use std::net::SocketAddr;
@@ -121,6 +121,21 @@ pub struct StartRequest {
     /// External origin of the request that started it (`SUBSTRATE_ORIGIN`).
     /// Not part of the definition digest: it differs between clients.
     pub origin: String,
+}
+
+/// Every space an instance key names (read-only ones too), as written.
+pub fn space_params(key: &str) -> Vec<String> {
+    let Ok(viewspec) = crate::viewspec::Viewspec::parse(key) else {
+        return Vec::new();
+    };
+    viewspec
+        .params()
+        .iter()
+        .flat_map(|(_, value)| value.split(','))
+        .map(|v| v.trim_end_matches(":ro"))
+        .filter(|v| v.parse::<SpaceId>().is_ok())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The spaces an instance key mounts read-write: every parameter value that

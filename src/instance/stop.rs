@@ -151,6 +151,19 @@ impl Activator {
             && now.saturating_sub(i.last_activity.load(Ordering::Relaxed)) >= timeout.as_millis() as u64
     }
 
+    /// How long until `i` is reaped if nothing happens; `None`: never (no
+    /// idle timeout). Zero while it is busy counts as its full timeout.
+    pub fn idle_left(&self, i: &Instance) -> Option<std::time::Duration> {
+        let timeout = i.idle_timeout?;
+        if i.open.load(Ordering::Relaxed) > 0 {
+            return Some(timeout);
+        }
+        let idle = Clock(self.origin)
+            .now()
+            .saturating_sub(i.last_activity.load(Ordering::Relaxed));
+        Some(timeout.saturating_sub(std::time::Duration::from_millis(idle)))
+    }
+
     /// Instances idle for longer than their timeout, with nothing open.
     pub fn idle_instances(&self) -> Vec<Arc<Instance>> {
         self.instances().into_iter().filter(|i| self.is_idle(i)).collect()

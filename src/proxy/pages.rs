@@ -4,6 +4,38 @@
 use axum::body::Body;
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 
+/// The look shared by the home page and the pages below.
+pub const STYLE: &str = "\
+:root{--fg:#1d2330;--muted:#667085;--line:#d8dde6;--bg:#f6f7f9;--card:#fff;--accent:#2456c7;--bad:#b42318}\
+*{box-sizing:border-box}body{margin:0;font:15px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;color:var(--fg);background:var(--bg)}\
+header{display:flex;align-items:center;gap:1rem;padding:.6rem 1.2rem;background:#1d2330;color:#fff}\
+header .brand{color:#fff;font-weight:700;text-decoration:none;letter-spacing:.02em}header .right{margin-left:auto}\
+main{max-width:1100px;margin:1.2rem auto;padding:0 1rem}\
+.card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:1rem 1.2rem;margin-bottom:1rem}\
+.card.narrow{max-width:420px;margin:3rem auto}h1{font-size:1.4rem;margin:.2rem 0 .8rem}h2{font-size:1.1rem;margin:0 0 .6rem}\
+table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid var(--line);vertical-align:top}\
+th{color:var(--muted);font-weight:600;font-size:.85rem}a{color:var(--accent)}code,pre{font-family:ui-monospace,monospace;font-size:.9em}\
+pre{background:#111827;color:#e5e7eb;padding:.8rem;border-radius:6px;overflow:auto}\
+form.inline{display:inline-flex;gap:.3rem;align-items:center;margin:0 .3rem .2rem 0}\
+input{font:inherit;padding:.25rem .4rem;border:1px solid var(--line);border-radius:5px}\
+button{font:inherit;padding:.25rem .7rem;border:1px solid var(--accent);background:var(--accent);color:#fff;border-radius:5px;cursor:pointer}\
+button.delete,button.stop{background:#fff;color:var(--bad);border-color:var(--bad)}\
+.hint{color:var(--muted);font-size:.9rem}.error{color:var(--bad)}.notice{background:#ecfdf3;border:1px solid #abefc6;padding:.5rem .8rem;border-radius:6px}\
+.svg{overflow:auto}svg.lineage text{font-size:11px;text-anchor:middle;fill:var(--fg)}\
+svg.lineage .space rect{fill:#e8efff;stroke:var(--accent)}svg.lineage .space.deleted rect{fill:#f2f4f7;stroke:#98a2b3;stroke-dasharray:3 2}\
+svg.lineage .checkpoint circle{fill:#fff7e6;stroke:#b54708}svg.lineage .edge{stroke:#667;stroke-width:1.4}svg.lineage .edge.fork{stroke-dasharray:5 3}\
+.spinner{width:28px;height:28px;border:3px solid var(--line);border-top-color:var(--accent);border-radius:50%;animation:spin 1s linear infinite}\
+@keyframes spin{to{transform:rotate(360deg)}}";
+
+/// A page in the shared look: `title`, then `body` (HTML).
+fn page(title: &str, head_extra: &str, body: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">{head_extra}<title>{title}</title><style>{STYLE}</style></head>\n\
+         <body><header><a class=\"brand\" href=\"/\">Substrate</a></header><main><section class=\"card\">\n{body}</section></main></body></html>\n",
+        title = escape(title),
+    )
+}
+
 /// Whether the client prefers HTML (a browser).
 pub fn wants_html(headers: &HeaderMap) -> bool {
     headers
@@ -41,10 +73,10 @@ pub fn error(status: StatusCode, reason: &str, logs: Option<&str>, html: bool) -
                 )
             })
             .unwrap_or_default();
-        format!(
-            "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head>\n\
-             <body><h1>{title}</h1>\n<p>{}</p>\n{logs}<p><small>Substrate</small></p></body></html>\n",
-            escape(reason)
+        page(
+            &title,
+            "",
+            &format!("<h1>{}</h1>\n<p>{}</p>\n{logs}", escape(&title), escape(reason)),
         )
     } else {
         let logs = logs
@@ -69,11 +101,13 @@ pub fn error(status: StatusCode, reason: &str, logs: Option<&str>, html: bool) -
 
 /// Shown to browsers while an instance starts; reloads itself.
 pub fn starting(service: &str) -> Response<Body> {
-    let body = format!(
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"1\">\
-         <title>Starting {0}…</title></head>\n<body><h1>Starting {0}…</h1>\
-         <p>This page reloads itself until the service is ready.</p></body></html>\n",
-        escape(service)
+    let body = page(
+        &format!("Starting {service}…"),
+        "<meta http-equiv=\"refresh\" content=\"1\">",
+        &format!(
+            "<div class=\"spinner\"></div><h1>Starting {}…</h1>\n<p>This page reloads itself until the service is ready.</p>\n",
+            escape(service)
+        ),
     );
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
