@@ -382,8 +382,8 @@ async fn logout(
     headers: HeaderMap,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    if let Err(resp) = authorize(&state, &headers, &form) {
-        return resp;
+    if let Some(refused) = refusal(&state, &headers, &form) {
+        return refused;
     }
     let mut resp = back("logged out", None);
     if let Ok(v) = HeaderValue::from_str(&auth::logout_cookie(scheme == Scheme::Https)) {
@@ -392,14 +392,9 @@ async fn logout(
     resp
 }
 
-fn space_from_path(raw: &str) -> Result<SpaceId, Response> {
-    raw.parse::<SpaceId>()
-        .map_err(|e| page_error(StatusCode::BAD_REQUEST, &e.to_string()))
-}
-
 async fn create_space(State(state): State<HomeState>, headers: HeaderMap, Form(form): Form<ActionForm>) -> Response {
-    if let Err(resp) = authorize(&state, &headers, &form) {
-        return resp;
+    if let Some(refused) = refusal(&state, &headers, &form) {
+        return refused;
     }
     let name = form.name.filter(|n| !n.trim().is_empty());
     match state.spaces.create(SpaceOrigin::Api, name).await {
@@ -414,12 +409,12 @@ async fn checkpoint(
     Path(raw): Path<String>,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    if let Err(resp) = authorize(&state, &headers, &form) {
-        return resp;
+    if let Some(refused) = refusal(&state, &headers, &form) {
+        return refused;
     }
-    let id = match space_from_path(&raw) {
+    let id = match raw.parse::<SpaceId>() {
         Ok(id) => id,
-        Err(resp) => return resp,
+        Err(e) => return page_error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
     let message = form.message.filter(|m| !m.trim().is_empty());
     match state
@@ -438,8 +433,8 @@ async fn fork(
     Path(raw): Path<String>,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    if let Err(resp) = authorize(&state, &headers, &form) {
-        return resp;
+    if let Some(refused) = refusal(&state, &headers, &form) {
+        return refused;
     }
     let source: ForkSource = match raw.parse() {
         Ok(s) => s,
@@ -457,12 +452,12 @@ async fn delete(
     Path(raw): Path<String>,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    if let Err(resp) = authorize(&state, &headers, &form) {
-        return resp;
+    if let Some(refused) = refusal(&state, &headers, &form) {
+        return refused;
     }
-    let id = match space_from_path(&raw) {
+    let id = match raw.parse::<SpaceId>() {
         Ok(id) => id,
-        Err(resp) => return resp,
+        Err(e) => return page_error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
     let force = form.force.as_deref() == Some("true");
     match state.activator.delete_space(&state.spaces, &id, force).await {
@@ -472,8 +467,8 @@ async fn delete(
 }
 
 async fn stop(State(state): State<HomeState>, headers: HeaderMap, Form(form): Form<ActionForm>) -> Response {
-    if let Err(resp) = authorize(&state, &headers, &form) {
-        return resp;
+    if let Some(refused) = refusal(&state, &headers, &form) {
+        return refused;
     }
     let Some(key) = form.viewspec else {
         return page_error(StatusCode::BAD_REQUEST, "which instance? the form has no viewspec");
