@@ -358,22 +358,17 @@ struct ActionForm {
     force: Option<String>,
 }
 
-/// The session and CSRF checks every action passes, or the page that
-/// refuses it.
-fn authorize(state: &HomeState, headers: &HeaderMap, form: &ActionForm) -> Result<(), Response> {
+/// The session and CSRF checks every action passes: `Some(page)` refuses.
+fn refusal(state: &HomeState, headers: &HeaderMap, form: &ActionForm) -> Option<Response> {
     if !auth::has_session(headers, &state.token) {
-        return Err(page_error(
-            StatusCode::UNAUTHORIZED,
-            "log in first (the session cookie is missing)",
-        ));
+        let reason = "log in first (the session cookie is missing)";
+        return Some(page_error(StatusCode::UNAUTHORIZED, reason));
     }
     if !auth::same(&form.csrf, &auth::csrf_value(&state.token)) {
-        return Err(page_error(
-            StatusCode::FORBIDDEN,
-            "the form's CSRF token is missing or wrong; reload the page and try again",
-        ));
+        let reason = "the form's CSRF token is missing or wrong; reload the page and try again";
+        return Some(page_error(StatusCode::FORBIDDEN, reason));
     }
-    Ok(())
+    None
 }
 
 async fn logout(
