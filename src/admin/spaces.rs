@@ -1,14 +1,15 @@
 //! Spaces and checkpoints: list, create or fork, get, rename, delete,
 //! checkpoint, lineage.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::extract::{Body, CheckpointPath, OptionalBody, QueryParams, SpacePath};
 use super::{AdminResult, AdminState, ApiError, Authorized};
-use crate::ids::{CheckpointId, SpaceId};
+use crate::ids::SpaceId;
 use crate::lineage::Graph;
 use crate::runtime::Engine;
 use crate::space::{ForkSource, SpaceError};
@@ -18,14 +19,6 @@ impl From<SpaceError> for ApiError {
     fn from(e: SpaceError) -> Self {
         ApiError::new(e.status(), e.code(), e.to_string())
     }
-}
-
-fn bad(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
-}
-
-fn space_id(raw: &str) -> Result<SpaceId, ApiError> {
-    raw.parse().map_err(|e: crate::ids::IdError| bad(e.to_string()))
 }
 
 pub async fn list(_: Authorized, State(state): State<AdminState>) -> AdminResult<Value> {
@@ -42,12 +35,13 @@ pub struct CreateBody {
 pub async fn create(
     _: Authorized,
     State(state): State<AdminState>,
-    body: Option<Json<CreateBody>>,
+    OptionalBody(body): OptionalBody<CreateBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let body = body.map(|Json(b)| b).unwrap_or_default();
     let value = match &body.from {
         Some(from) => {
-            let source: ForkSource = from.parse().map_err(bad)?;
+            let source: ForkSource = from
+                .parse()
+                .map_err(|e| ApiError::bad_request(format!("request body: from: {e}")))?;
             let forked = state.spaces.fork(&source, SpaceOrigin::Api, body.name).await?;
             json!({ "space": forked.space, "method": forked.method, "files": forked.files, "bytes": forked.bytes })
         }
@@ -56,8 +50,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(value)))
 }
 
-pub async fn one(_: Authorized, State(state): State<AdminState>, Path(raw): Path<String>) -> AdminResult<Value> {
-    let id = space_id(&raw)?;
+pub async fn one(_: Authorized, State(state): State<AdminState>, SpacePath(id): SpacePath) -> AdminResult<Value> {
     let record = state
         .store
         .space(&id)?
@@ -78,10 +71,9 @@ pub struct RenameBody {
 pub async fn rename(
     _: Authorized,
     State(state): State<AdminState>,
-    Path(raw): Path<String>,
-    Json(body): Json<RenameBody>,
+    SpacePath(id): SpacePath,
+    Body(body): Body<RenameBody>,
 ) -> AdminResult<Value> {
-    let id = space_id(&raw)?;
     Ok(Json(json!({ "space": state.spaces.rename(&id, body.name).await? })))
 }
 
@@ -108,10 +100,9 @@ fn running_users(state: &AdminState, id: &SpaceId) -> Result<Vec<String>, ApiErr
 pub async fn delete(
     _: Authorized,
     State(state): State<AdminState>,
-    Path(raw): Path<String>,
-    Query(q): Query<DeleteQuery>,
+    SpacePath(id): SpacePath,
+    QueryParams(q): QueryParams<DeleteQuery>,
 ) -> AdminResult<Value> {
-    let id = space_id(&raw)?;
     let users = running_users(&state, &id)?;
     if !users.is_empty() {
         if !q.force {
@@ -141,11 +132,9 @@ pub struct CheckpointBody {
 pub async fn checkpoint(
     _: Authorized,
     State(state): State<AdminState>,
-    Path(raw): Path<String>,
-    body: Option<Json<CheckpointBody>>,
+    SpacePath(id): SpacePath,
+    OptionalBody(body): OptionalBody<CheckpointBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let id = space_id(&raw)?;
-    let body = body.map(|Json(b)| b).unwrap_or_default();
     let mut paused = Vec::new();
     if body.pause.unwrap_or(true) {
         for key in running_users(&state, &id)? {
@@ -173,9 +162,8 @@ pub async fn checkpoint(
 pub async fn checkpoints(
     _: Authorized,
     State(state): State<AdminState>,
-    Path(raw): Path<String>,
+    SpacePath(id): SpacePath,
 ) -> AdminResult<Value> {
-    let id = space_id(&raw)?;
     if state.store.space(&id)?.is_none() {
         return Err(ApiError::not_found(format!("no space {id}")));
     }
@@ -185,9 +173,8 @@ pub async fn checkpoints(
 pub async fn one_checkpoint(
     _: Authorized,
     State(state): State<AdminState>,
-    Path(raw): Path<String>,
+    CheckpointPath(id): CheckpointPath,
 ) -> AdminResult<Value> {
-    let id: CheckpointId = raw.parse().map_err(|e: crate::ids::IdError| bad(e.to_string()))?;
     let record = state
         .store
         .checkpoint(&id)?
@@ -195,8 +182,7 @@ pub async fn one_checkpoint(
     Ok(Json(json!({ "checkpoint": record })))
 }
 
-pub async fn lineage(_: Authorized, State(state): State<AdminState>, Path(raw): Path<String>) -> AdminResult<Value> {
-    let id = space_id(&raw)?;
+pub async fn lineage(_: Authorized, State(state): State<AdminState>, SpacePath(id): SpacePath) -> AdminResult<Value> {
     let graph = Graph::new(&state.store.list_spaces()?, &state.store.list_checkpoints()?);
     let lineage = graph
         .lineage(id.as_str())
