@@ -17,7 +17,7 @@ struct Case {
     method: Method,
     path: String,
     content_type: Option<&'static str>,
-    body: &'static str,
+    body: String,
     status: u16,
     code: &'static str,
     /// Words the message must contain: it says what was wrong and where.
@@ -30,7 +30,7 @@ fn case(what: &'static str, method: Method, path: &str, status: u16, code: &'sta
         method,
         path: path.to_owned(),
         content_type: None,
-        body: "",
+        body: String::new(),
         status,
         code,
         says: &[],
@@ -38,14 +38,14 @@ fn case(what: &'static str, method: Method, path: &str, status: u16, code: &'sta
 }
 
 impl Case {
-    fn json(mut self, body: &'static str) -> Case {
+    fn json(mut self, body: impl Into<String>) -> Case {
         self.content_type = Some("application/json");
-        self.body = body;
+        self.body = body.into();
         self
     }
     fn typed(mut self, content_type: &'static str, body: &'static str) -> Case {
         self.content_type = Some(content_type);
-        self.body = body;
+        self.body = body.to_owned();
         self
     }
     fn says(mut self, words: &'static [&'static str]) -> Case {
@@ -117,6 +117,25 @@ async fn every_admin_error_is_the_documented_json_error() {
         )
         .json(r#"{"pause": false, "paws": 1}"#)
         .says(&["unknown field `paws`"]),
+        case(
+            "not an object",
+            Method::POST,
+            "/substrate/v1/spaces",
+            422,
+            "invalid_body",
+        )
+        .json("[null, null]")
+        .says(&["request body", "expected a JSON object, got an array"]),
+        // axum's default limit is 2 MiB; the answer closes the connection.
+        case(
+            "body over the limit",
+            Method::POST,
+            "/substrate/v1/spaces",
+            413,
+            "payload_too_large",
+        )
+        .json(format!(r#"{{"name": "{}"}}"#, "x".repeat(3 << 20)))
+        .says(&["request body", "2 MiB"]),
         case(
             "no body where one is required",
             Method::PATCH,
@@ -199,13 +218,16 @@ async fn every_admin_error_is_the_documented_json_error() {
         if let Some(t) = c.content_type {
             req = req.header("content-type", t);
         }
-        let resp = req.body(c.body).send().await.unwrap();
+        let resp = req.body(c.body.clone()).send().await.unwrap();
         let status = resp.status().as_u16();
         let content_type = resp
             .headers()
             .get("content-type")
             .map(|v| v.to_str().unwrap().to_owned());
         let allow = resp.headers().get("allow").map(|v| v.to_str().unwrap().to_owned());
+        if status == 413 {
+            assert_eq!(resp.headers().get("connection").unwrap(), "close", "{}", c.what);
+        }
         let text = resp.text().await.unwrap();
         assert_eq!(status, c.status, "{}: {} {} answered {text}", c.what, c.method, c.path);
         assert_eq!(content_type.as_deref(), Some("application/json"), "{}: {text}", c.what);

@@ -1,15 +1,15 @@
 //! Extractors of the admin API whose rejections are the API's JSON error,
 //! not axum's plain-text ones, and say what was wrong and where.
 //!
-//! | what                               | status | code                     |
-//! | ---------------------------------- | ------ | ------------------------ |
-//! | body over the limit                | 413    | `payload_too_large`      |
-//! | body present, not `application/json` | 415  | `unsupported_media_type` |
-//! | body missing where one is required | 400    | `bad_request`            |
-//! | body is not JSON                   | 400    | `malformed_json`         |
-//! | JSON of the wrong shape (unknown or missing field, wrong type) | 422 | `invalid_body` |
-//! | path parameter not of its pattern  | 400    | `bad_request`            |
-//! | query string not of its schema     | 400    | `bad_request`            |
+//! | what                                              | status | code                     |
+//! | ------------------------------------------------- | ------ | ------------------------ |
+//! | body over the limit (axum's default, 2 MiB)       | 413    | `payload_too_large`      |
+//! | body present, not `application/json`             | 415    | `unsupported_media_type` |
+//! | body missing where one is required                | 400    | `bad_request`            |
+//! | body is not JSON                                  | 400    | `malformed_json`         |
+//! | JSON, not an object, or unknown/missing/mistyped field | 422 | `invalid_body`         |
+//! | path parameter not of its pattern                 | 400    | `bad_request`            |
+//! | query string not of its schema                    | 400    | `bad_request`            |
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
@@ -48,9 +48,13 @@ fn is_json(headers: &HeaderMap) -> Result<(), ApiError> {
 
 async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<(HeaderMap, Bytes), ApiError> {
     let headers = req.headers().clone();
-    let bytes = Bytes::from_request(req, state)
-        .await
-        .map_err(|r| ApiError::from_status(r.status(), format!("request body: {}", r.body_text())))?;
+    let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::from_status(r.status(), "request body is larger than the limit of 2 MiB")
+        } else {
+            ApiError::from_status(r.status(), format!("request body: {}", r.body_text()))
+        }
+    })?;
     Ok((headers, bytes))
 }
 
