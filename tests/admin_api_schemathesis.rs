@@ -16,8 +16,9 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
-use std::time::Instant;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -36,6 +37,9 @@ const CONFIG: &str = r#"
 [checks.positive_data_acceptance]
 expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "410", "429", "5xx"]
 "#;
+
+/// The longest a run may take; it takes well under a minute at 40 examples.
+const LIMIT: Duration = Duration::from_secs(600);
 
 fn st() -> PathBuf {
     match std::env::var_os("SCHEMATHESIS_ST") {
@@ -79,7 +83,24 @@ fn admin_api_matches_its_openapi_document_under_schemathesis() {
     if let Ok(seed) = std::env::var("SCHEMATHESIS_SEED") {
         cmd.args(["--seed", &seed]);
     }
-    let out = cmd.output().expect("run schemathesis");
+    // A watchdog, so a hung run fails the test instead of stalling CI.
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run schemathesis");
+    let pid = child.id() as i32;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(LIMIT) {
+        Ok(out) => out.expect("schemathesis output"),
+        Err(_) => {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("schemathesis did not finish within {} s", LIMIT.as_secs());
+        }
+    };
     let text = format!("{}{}", stdout(&out), stderr(&out));
     println!("{text}");
     println!(
