@@ -83,6 +83,6 @@ async fn admin_requires_the_token_and_manages_instances() {
     assert_eq!(resp.status(), 400);
 
     let doc: Value = daemon.fetch_json("/substrate/v1/openapi.json").await;
-    assert_eq!(doc["openapi"], "3.0.3");
+    assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["paths"]["/substrate/v1/spaces/{id}/checkpoints"]["post"].is_object());
 }

@@ -127,9 +127,15 @@ async fn run_cycles(cycles: usize) {
             let r = daemon
                 .api(reqwest::Method::GET, &format!("/substrate/v1/spaces/{id}"), None)
                 .await;
-            let ok = r.status() == 200 && {
-                let v: Value = r.json().await.unwrap();
-                v["space"]["deleted"] == json!(!live)
+            // A live space answers 200; a deleted one is a tombstone: 410
+            // (an unknown one would be 404).
+            let ok = match (r.status().as_u16(), live) {
+                (200, true) => {
+                    let v: Value = r.json().await.unwrap();
+                    v["space"]["deleted"] == json!(false)
+                }
+                (410, false) => true,
+                _ => false,
             };
             if !ok {
                 eprintln!("cycle {cycle}: acknowledged space {id} (live: {live}) lost");

@@ -2,12 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::extract::{Body, ViewspecPath};
 use super::{AdminResult, AdminState, ApiError, Authorized};
 use crate::instance::StopOutcome;
 use crate::proxy::Route;
@@ -41,14 +42,11 @@ pub async fn list(_: Authorized, State(state): State<AdminState>) -> AdminResult
     Ok(Json(json!({ "instances": all })))
 }
 
-fn canonical(raw: &str) -> Result<String, ApiError> {
-    Viewspec::parse(raw)
-        .map(|v| v.canonical())
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))
-}
-
-pub async fn one(_: Authorized, State(state): State<AdminState>, Path(raw): Path<String>) -> AdminResult<Value> {
-    let key = canonical(&raw)?;
+pub async fn one(
+    _: Authorized,
+    State(state): State<AdminState>,
+    ViewspecPath(key): ViewspecPath,
+) -> AdminResult<Value> {
     let record = state
         .store
         .instance(&key)?
@@ -68,9 +66,9 @@ pub struct EnsureBody {
 pub async fn ensure(
     _: Authorized,
     State(state): State<AdminState>,
-    Json(body): Json<EnsureBody>,
+    Body(body): Body<EnsureBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m);
+    let bad = |m: String| ApiError::bad_request(format!("request body: {m}"));
     let mut viewspec = Viewspec::for_service(&body.service).map_err(|e| bad(e.to_string()))?;
     for (k, v) in &body.parameters {
         viewspec = viewspec.with_param(k, v);
@@ -105,7 +103,7 @@ pub async fn ensure(
                 route.viewspec = completed;
             }
             Ok(Err(_)) => return Err(ApiError::internal("the viewspec could not be completed")),
-            Err(e) => return Err(ApiError::new(e.status, "bad_request", e.message)),
+            Err(e) => return Err(ApiError::from_status(e.status, e.message)),
         }
     };
     let key = start.key.clone();
@@ -123,8 +121,11 @@ pub async fn ensure(
     ))
 }
 
-pub async fn stop(_: Authorized, State(state): State<AdminState>, Path(raw): Path<String>) -> AdminResult<Value> {
-    let key = canonical(&raw)?;
+pub async fn stop(
+    _: Authorized,
+    State(state): State<AdminState>,
+    ViewspecPath(key): ViewspecPath,
+) -> AdminResult<Value> {
     match state.front.activator.stop(&key).await {
         StopOutcome::Stopped => return Ok(Json(json!({ "stopped": key }))),
         StopOutcome::CancelledStart => return Ok(Json(json!({ "stopped": key, "cancelled_start": true }))),

@@ -2,9 +2,12 @@
 //!
 //! JSON in and out; every endpoint but `health` requires
 //! `Authorization: Bearer <token>` (the token of `<data>/admin.token`).
-//! Errors have one shape: `{"error": {"code": "...", "message": "..."}}`.
+//! Errors have one shape: `{"error": {"code": "...", "message": "..."}}`,
+//! also for what axum would answer itself (unknown path, wrong method,
+//! rejected body, query or path parameter): see `extract`.
 
 mod error;
+mod extract;
 mod health;
 mod instances;
 mod openapi;
@@ -62,6 +65,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/substrate/v1/spaces/{id}/lineage", get(spaces::lineage))
         .route("/substrate/v1/checkpoints/{id}", get(spaces::one_checkpoint))
         .fallback(not_found)
+        .method_not_allowed_fallback(extract::method_not_allowed)
         .with_state(state)
 }
 

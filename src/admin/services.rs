@@ -1,10 +1,11 @@
 //! Service definitions: list, one, reload.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::extract::NamePath;
 use super::{AdminResult, AdminState, ApiError, Authorized};
 
 fn describe(s: &crate::defs::ServiceDef) -> Value {
@@ -23,7 +24,7 @@ pub async fn list(_: Authorized, State(state): State<AdminState>) -> AdminResult
     ))
 }
 
-pub async fn one(_: Authorized, State(state): State<AdminState>, Path(name): Path<String>) -> AdminResult<Value> {
+pub async fn one(_: Authorized, State(state): State<AdminState>, NamePath(name): NamePath) -> AdminResult<Value> {
     let defs = state.catalog.current();
     let s = defs
         .services

@@ -1,14 +1,14 @@
 //! Spaces and checkpoints: list, create or fork, get, rename, delete,
 //! checkpoint, lineage.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::extract::{Body, CheckpointPath, OptionalBody, QueryParams, SpacePath};
 use super::{AdminResult, AdminState, ApiError, Authorized};
-use crate::ids::{CheckpointId, SpaceId};
 use crate::lineage::Graph;
 use crate::space::{ForkSource, SpaceError};
 use crate::store::SpaceOrigin;
@@ -17,14 +17,6 @@ impl From<SpaceError> for ApiError {
     fn from(e: SpaceError) -> Self {
         ApiError::new(e.status(), e.code(), e.to_string())
     }
-}
-
-fn bad(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
-}
-
-fn space_id(raw: &str) -> Result<SpaceId, ApiError> {
-    raw.parse().map_err(|e: crate::ids::IdError| bad(e.to_string()))
 }
 
 pub async fn list(_: Authorized, State(state): State<AdminState>) -> AdminResult<Value> {
@@ -41,12 +33,13 @@ pub struct CreateBody {
 pub async fn create(
     _: Authorized,
     State(state): State<AdminState>,
-    body: Option<Json<CreateBody>>,
+    OptionalBody(body): OptionalBody<CreateBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let body = body.map(|Json(b)| b).unwrap_or_default();
     let value = match &body.from {
         Some(from) => {
-            let source: ForkSource = from.parse().map_err(bad)?;
+            let source: ForkSource = from
+                .parse()
+                .map_err(|e| ApiError::bad_request(format!("request body: from: {e}")))?;
             let forked = state.spaces.fork(&source, SpaceOrigin::Api, body.name).await?;
             json!({ "space": forked.space, "method": forked.method, "files": forked.files, "bytes": forked.bytes })
         }
@@ -55,12 +48,10 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(value)))
 }
 
-pub async fn one(_: Authorized, State(state): State<AdminState>, Path(raw): Path<String>) -> AdminResult<Value> {
-    let id = space_id(&raw)?;
-    let record = state
-        .store
-        .space(&id)?
-        .ok_or_else(|| ApiError::not_found(format!("no space {id}")))?;
+/// One space; a deleted one is gone (410), though its tombstone stays in
+/// the list and in lineage.
+pub async fn one(_: Authorized, State(state): State<AdminState>, SpacePath(id): SpacePath) -> AdminResult<Value> {
+    let record = state.spaces.require_live(&id)?;
     Ok(Json(json!({
         "space": record,
         "checkpoints": state.store.checkpoints_of(&id)?,
@@ -77,10 +68,9 @@ pub struct RenameBody {
 pub async fn rename(
     _: Authorized,
     State(state): State<AdminState>,
-    Path(raw): Path<String>,
-    Json(body): Json<RenameBody>,
+    SpacePath(id): SpacePath,
+    Body(body): Body<RenameBody>,
 ) -> AdminResult<Value> {
-    let id = space_id(&raw)?;
     Ok(Json(json!({ "space": state.spaces.rename(&id, body.name).await? })))
 }
 
@@ -93,10 +83,9 @@ pub struct DeleteQuery {
 pub async fn delete(
     _: Authorized,
     State(state): State<AdminState>,
-    Path(raw): Path<String>,
-    Query(q): Query<DeleteQuery>,
+    SpacePath(id): SpacePath,
+    QueryParams(q): QueryParams<DeleteQuery>,
 ) -> AdminResult<Value> {
-    let id = space_id(&raw)?;
     let (record, users) = state.front.activator.delete_space(&state.spaces, &id, q.force).await?;
     Ok(Json(json!({ "deleted": record.id, "stopped": users })))
 }
@@ -113,11 +102,9 @@ pub struct CheckpointBody {
 pub async fn checkpoint(
     _: Authorized,
     State(state): State<AdminState>,
-    Path(raw): Path<String>,
-    body: Option<Json<CheckpointBody>>,
+    SpacePath(id): SpacePath,
+    OptionalBody(body): OptionalBody<CheckpointBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let id = space_id(&raw)?;
-    let body = body.map(|Json(b)| b).unwrap_or_default();
     let (record, paused) = state
         .front
         .activator
@@ -132,21 +119,19 @@ pub async fn checkpoint(
 pub async fn checkpoints(
     _: Authorized,
     State(state): State<AdminState>,
-    Path(raw): Path<String>,
+    SpacePath(id): SpacePath,
 ) -> AdminResult<Value> {
-    let id = space_id(&raw)?;
-    if state.store.space(&id)?.is_none() {
-        return Err(ApiError::not_found(format!("no space {id}")));
-    }
+    // A deleted space's checkpoints went with it (410, like its other
+    // sub-resources); its tombstone record stays readable for lineage.
+    state.spaces.require_live(&id)?;
     Ok(Json(json!({ "checkpoints": state.store.checkpoints_of(&id)? })))
 }
 
 pub async fn one_checkpoint(
     _: Authorized,
     State(state): State<AdminState>,
-    Path(raw): Path<String>,
+    CheckpointPath(id): CheckpointPath,
 ) -> AdminResult<Value> {
-    let id: CheckpointId = raw.parse().map_err(|e: crate::ids::IdError| bad(e.to_string()))?;
     let record = state
         .store
         .checkpoint(&id)?
@@ -154,8 +139,10 @@ pub async fn one_checkpoint(
     Ok(Json(json!({ "checkpoint": record })))
 }
 
-pub async fn lineage(_: Authorized, State(state): State<AdminState>, Path(raw): Path<String>) -> AdminResult<Value> {
-    let id = space_id(&raw)?;
+/// The lineage around a live space; a deleted one answers 410 (it still
+/// shows, marked deleted, in the lineage of its relatives).
+pub async fn lineage(_: Authorized, State(state): State<AdminState>, SpacePath(id): SpacePath) -> AdminResult<Value> {
+    state.spaces.require_live(&id)?;
     let graph = Graph::new(&state.store.list_spaces()?, &state.store.list_checkpoints()?);
     let lineage = graph
         .lineage(id.as_str())
