@@ -98,6 +98,27 @@ ensure_schemathesis() {
   "$SCHEMATHESIS_VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 }
 
+# Headless Chromium (Debian's package), certutil (to trust the local CA in a
+# test browser's NSS database) and playwright-core (npm, no browser download)
+# for the browser tests in tests/browser_flows.rs.
+ensure_browser() {
+  local missing=()
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v certutil >/dev/null 2>&1 || missing+=(libnss3-tools)
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing ${missing[*]} for the browser tests"
+    apt_install "${missing[@]}"
+  else
+    say "chromium and certutil are present"
+  fi
+  if [ -d tests/browser/node_modules/playwright-core ]; then
+    say "playwright-core is present (tests/browser/node_modules)"
+  else
+    say "installing playwright-core into tests/browser/node_modules (npm)"
+    (cd tests/browser && npm install --no-audit --no-fund --loglevel=error)
+  fi
+}
+
 ensure_prereqs() {
   command -v cargo >/dev/null 2>&1 || die "cargo is missing; install Rust from your distribution or rustup"
   ensure_docker
@@ -152,6 +173,7 @@ cmd_test() {
   ensure_prereqs
   build_example_binaries
   ensure_schemathesis
+  ensure_browser
   local status=0
   say "cargo test --workspace"
   cargo test --workspace --no-fail-fast -- --skip cue_differential --skip xfs --skip schemathesis || status=$?
