@@ -25,7 +25,7 @@ button.delete,button.stop{background:#fff;color:var(--bad);border-color:var(--ba
 svg.lineage .space rect{fill:#e8efff;stroke:var(--accent)}svg.lineage .space.deleted rect{fill:#f2f4f7;stroke:#98a2b3;stroke-dasharray:3 2}\
 svg.lineage .checkpoint circle{fill:#fff7e6;stroke:#b54708}svg.lineage .edge{stroke:#667;stroke-width:1.4}svg.lineage .edge.fork{stroke-dasharray:5 3}\
 .spinner{width:28px;height:28px;border:3px solid var(--line);border-top-color:var(--accent);border-radius:50%;animation:spin 1s linear infinite}\
-@keyframes spin{to{transform:rotate(360deg)}}";
+@keyframes spin{to{transform:rotate(360deg)}}header form.right{margin-left:auto}";
 
 /// A page in the shared look: `title`, then `body` (HTML).
 fn page(title: &str, head_extra: &str, body: &str) -> String {
