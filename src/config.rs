@@ -34,6 +34,9 @@ pub struct ServeArgs {
     /// Idle timeout of instances whose definition sets none, e.g. 15m; 0 never reaps [default: 15m]
     #[arg(long, env = "SUBSTRATE_IDLE_TIMEOUT")]
     pub idle_timeout: Option<String>,
+    /// Idle time before an instance's container is paused, for definitions that set no pause_after; 0 never pauses [default: 30s]
+    #[arg(long, env = "SUBSTRATE_PAUSE_AFTER")]
+    pub pause_after: Option<String>,
     /// Build context for imagespecs [default: the parent of the defs directory]
     #[arg(long, env = "SUBSTRATE_BUILD_CONTEXT")]
     pub build_context: Option<PathBuf>,
@@ -91,6 +94,7 @@ struct FileConfig {
     namespace: Option<String>,
     store_cache_mib: Option<u64>,
     idle_timeout: Option<String>,
+    pause_after: Option<String>,
     build_context: Option<PathBuf>,
     body_buffer_mib: Option<usize>,
     abandoned_space_ttl: Option<String>,
@@ -119,6 +123,8 @@ pub struct Config {
     pub store_cache_bytes: u64,
     /// Zero: never reap.
     pub idle_timeout: Duration,
+    /// Zero: never pause.
+    pub pause_after: Duration,
     pub build_context: PathBuf,
     pub body_buffer_bytes: usize,
     pub abandoned_space_ttl: Duration,
@@ -183,6 +189,12 @@ impl Config {
         }
         let idle = layered(&args.idle_timeout, file.idle_timeout, "15m");
         let idle_timeout = crate::defs::parse_duration(&idle).ok_or(ConfigError::IdleTimeout(idle))?;
+        let pause = layered(&args.pause_after, file.pause_after, "30s");
+        let pause_after = crate::defs::parse_duration(&pause).ok_or(ConfigError::Duration {
+            name: "pause_after",
+            value: pause,
+            example: "30s, or 0 for never",
+        })?;
         let ttl = layered(&args.abandoned_space_ttl, file.abandoned_space_ttl, "10m");
         let abandoned_space_ttl = crate::defs::parse_duration(&ttl).ok_or(ConfigError::AbandonedTtl(ttl))?;
         let header = layered(&args.header_timeout, file.header_timeout, "10s");
@@ -263,6 +275,7 @@ impl Config {
             namespace,
             store_cache_bytes: args.store_cache_mib.or(file.store_cache_mib).unwrap_or(8) * 1024 * 1024,
             idle_timeout,
+            pause_after,
             build_context,
             body_buffer_bytes: args.body_buffer_mib.or(file.body_buffer_mib).unwrap_or(16) << 20,
             abandoned_space_ttl,

@@ -113,6 +113,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         catalog.clone(),
         ActivatorSettings {
             default_idle_timeout: config.idle_timeout,
+            default_pause_after: config.pause_after,
             build_context: config.build_context.clone(),
         },
     );
@@ -367,7 +368,11 @@ async fn metrics_response(router: &Router) -> Response<Body> {
     METRICS
         .instances
         .get_or_create(&StateLabels { state: "ready" })
-        .set(activator.instances().len() as i64);
+        .set(activator.instances().iter().filter(|i| !i.is_paused()).count() as i64);
+    METRICS
+        .instances
+        .get_or_create(&StateLabels { state: "paused" })
+        .set(activator.instances().iter().filter(|i| i.is_paused()).count() as i64);
     METRICS
         .instances
         .get_or_create(&StateLabels { state: "starting" })

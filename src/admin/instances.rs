@@ -20,7 +20,12 @@ fn describe(state: &AdminState, key: &str, record: &crate::store::InstanceRecord
         "viewspec": key,
         "url": format!("/{key}/"),
         "service": record.service,
-        "state": record.state,
+        // Live state where the daemon knows better than the last write.
+        "state": match &live {
+            Some(i) if i.is_paused() => serde_json::json!("paused"),
+            Some(_) => serde_json::json!("ready"),
+            None => serde_json::json!(record.state),
+        },
         "container_id": record.container_id,
         "container_name": record.container_name,
         "address": record.address.as_ref().map(|a| format!("{a}:{}", record.port)),

@@ -120,6 +120,11 @@ pub struct InstanceSpec {
     pub url_prefix: String,
     /// None: use the configured default; `Some(ZERO)` ("0"): never reap.
     pub idle_timeout: Option<Duration>,
+    /// Idle time before the container is paused; None: the configured
+    /// default; `Some(ZERO)` ("0"): never pause. Left out of the digest
+    /// when unset, so older definitions keep their digests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pause_after: Option<Duration>,
     pub readiness: Readiness,
     pub init: bool,
     pub resources: Resources,
@@ -454,6 +459,10 @@ impl Defs {
             Some(s) => Some(parse_duration(s).ok_or_else(|| bad(format!("idle_timeout: invalid duration {s:?}")))?),
             None => None,
         };
+        let pause_after = match str_at(j, &["pause_after"]) {
+            Some(s) => Some(parse_duration(s).ok_or_else(|| bad(format!("pause_after: invalid duration {s:?}")))?),
+            None => None,
+        };
         let timeout_text = str_at(j, &["readiness", "timeout"]).unwrap_or("60s");
         let timeout = parse_duration(timeout_text)
             .ok_or_else(|| bad(format!("readiness.timeout: invalid duration {timeout_text:?}")))?;
@@ -466,6 +475,7 @@ impl Defs {
             parameters,
             url_prefix: str_at(j, &["url_prefix"]).unwrap_or_default().to_string(),
             idle_timeout,
+            pause_after,
             readiness: Readiness {
                 path: str_at(j, &["readiness", "path"]).map(String::from),
                 timeout,

@@ -127,6 +127,9 @@ impl Slot {
 pub struct ActivatorSettings {
     /// Idle timeout for instances whose definition does not set one.
     pub default_idle_timeout: Duration,
+    /// Idle time before pausing, for definitions that set none; zero never
+    /// pauses.
+    pub default_pause_after: Duration,
     /// Build context for imagespecs: the repository root.
     pub build_context: std::path::PathBuf,
 }
@@ -419,9 +422,12 @@ impl Activator {
             url_prefix: spec.url_prefix.clone(),
             digest: record.definition_digest,
             idle_timeout: idle_timeout(&spec, self.settings.default_idle_timeout),
+            pause_after: pause_after(&spec, self.settings.default_pause_after),
             injected: req.injected,
             last_activity: AtomicU64::new(Clock(self.origin).now()),
             open: AtomicUsize::new(0),
+            paused: Default::default(),
+            pause_lock: Default::default(),
         }))
     }
 
@@ -476,6 +482,12 @@ pub(super) fn idle_timeout(spec: &InstanceSpec, default: Duration) -> Option<Dur
         None if default.is_zero() => None,
         None => Some(default),
     }
+}
+
+/// An instance's pause delay: its definition's, else the default; zero
+/// means never.
+pub(super) fn pause_after(spec: &InstanceSpec, default: Duration) -> Option<Duration> {
+    Some(spec.pause_after.unwrap_or(default)).filter(|d| !d.is_zero())
 }
 
 /// The container for an instance.
@@ -609,6 +621,7 @@ mod tests {
         });
         let settings = ActivatorSettings {
             default_idle_timeout: Duration::from_secs(60),
+            default_pause_after: Duration::ZERO,
             build_context: dir.to_owned(),
         };
         (Activator::new(engine.clone(), store, catalog, settings), engine)

@@ -27,6 +27,7 @@
 //! stopped; the slots are rebuilt from it at start.
 
 pub mod activator;
+pub mod pause;
 pub mod readiness;
 pub mod reaper;
 pub mod reconcile;
@@ -68,6 +69,8 @@ pub struct Instance {
     pub digest: String,
     /// `None` never reaps.
     pub idle_timeout: Option<Duration>,
+    /// Idle time before its container is paused; `None` never pauses.
+    pub pause_after: Option<Duration>,
     /// What the definition was resolved with, to re-check it on reload.
     pub injected: serde_json::Value,
     /// Spaces its container mounts read-write: no other container may
@@ -77,11 +80,21 @@ pub struct Instance {
     pub(crate) last_activity: AtomicU64,
     /// Requests in flight plus upgraded connections open.
     pub(crate) open: AtomicUsize,
+    /// Its container is paused (idle tier); read on every request.
+    pub(crate) paused: std::sync::atomic::AtomicBool,
+    /// Serializes pausing and resuming (and a checkpoint's pause) so a
+    /// request never finds its container paused under it.
+    pub(crate) pause_lock: tokio::sync::Mutex<()>,
 }
 
 impl Instance {
     pub fn open_connections(&self) -> usize {
         self.open.load(Ordering::Relaxed)
+    }
+
+    /// Whether its container is paused while idle.
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
     }
 }
 

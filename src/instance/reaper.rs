@@ -23,6 +23,7 @@ pub async fn run(activator: Arc<Activator>, tick: Duration, mut stop: watch::Rec
                     .iter()
                     .map(|i| activator.stop_for(&i.key, StopReason::Idle, Some(&i.container_id)));
                 futures_util::future::join_all(stops).await;
+                activator.pause_idle().await;
             }
             _ = stop.changed() => return,
         }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 
-use super::activator::{idle_timeout, Slot};
+use super::activator::{idle_timeout, pause_after, Slot};
 use super::{rw_spaces, Activator, Clock, Instance};
 use crate::runtime::RuntimeError;
 use crate::store::InstanceState;
@@ -29,7 +29,7 @@ impl Activator {
                 .iter()
                 .find(|c| record.container_id.as_deref() == Some(c.id.as_str()) || c.name == record.container_name);
             let adoptable = match (found, record.state) {
-                (Some(c), InstanceState::Ready) if c.running && c.address.is_some() => Some(c),
+                (Some(c), InstanceState::Ready | InstanceState::Paused) if c.running && c.address.is_some() => Some(c),
                 _ => None,
             };
             let Some(c) = adoptable else {
@@ -42,7 +42,8 @@ impl Activator {
                 continue;
             };
             claimed.insert(c.id.clone());
-            // A crash during a checkpoint can leave it paused.
+            // Paused while idle, or by a checkpoint a crash interrupted:
+            // re-attached running; the reaper pauses it again when idle.
             let _ = self.engine.unpause(&c.id).await;
             let injected = match (
                 crate::viewspec::Viewspec::parse(&key),
@@ -58,11 +59,14 @@ impl Activator {
                 }
                 _ => serde_json::json!({}),
             };
-            let idle = defs
-                .resolve(&record.service, &key, &injected)
-                .ok()
-                .map(|s| (idle_timeout(&s, self.settings.default_idle_timeout), s.url_prefix))
-                .unwrap_or((Some(self.settings.default_idle_timeout), String::new()));
+            let (idle, pause, url_prefix) = match defs.resolve(&record.service, &key, &injected) {
+                Ok(s) => (
+                    idle_timeout(&s, self.settings.default_idle_timeout),
+                    pause_after(&s, self.settings.default_pause_after),
+                    s.url_prefix,
+                ),
+                Err(_) => (Some(self.settings.default_idle_timeout), None, String::new()),
+            };
             let Some(ip) = c.address else { continue };
             let instance = Arc::new(Instance {
                 rw_spaces: rw_spaces(&key),
@@ -71,12 +75,15 @@ impl Activator {
                 container_id: c.id.clone(),
                 container_name: c.name.clone(),
                 addr: SocketAddr::new(ip, record.port),
-                url_prefix: idle.1,
+                url_prefix,
                 digest: record.definition_digest.clone(),
-                idle_timeout: idle.0,
+                idle_timeout: idle,
+                pause_after: pause,
                 injected,
                 last_activity: AtomicU64::new(Clock(self.origin).now()),
                 open: AtomicUsize::new(0),
+                paused: Default::default(),
+                pause_lock: Default::default(),
             });
             self.slots_write().insert(key.clone(), Slot::Ready(instance));
             report.reattached.push(key);

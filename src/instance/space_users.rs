@@ -36,14 +36,21 @@ impl Activator {
         message: Option<String>,
         pause: bool,
     ) -> Result<(CheckpointRecord, usize), SpaceError> {
+        // Each user's pause lock is held for the copy: an instance paused
+        // while idle stays paused (no extra pause), and no request resumes
+        // one mid-copy.
+        let users: Vec<_> = self.users_of(space)?.iter().filter_map(|k| self.ready(k)).collect();
+        let mut locks = Vec::new();
         let mut paused = Vec::new();
         if pause {
-            for key in self.users_of(space)? {
-                if let Some(instance) = self.ready(&key) {
-                    match self.engine.pause(&instance.container_id).await {
-                        Ok(()) => paused.push(instance.container_id.clone()),
-                        Err(e) => tracing::warn!(instance = %key, error = %e, "could not pause for a checkpoint"),
-                    }
+            for instance in &users {
+                locks.push(instance.pause_lock.lock().await);
+                if instance.is_paused() {
+                    continue;
+                }
+                match self.engine.pause(&instance.container_id).await {
+                    Ok(()) => paused.push(instance.container_id.clone()),
+                    Err(e) => tracing::warn!(instance = %instance.key, error = %e, "could not pause for a checkpoint"),
                 }
             }
         }
@@ -53,6 +60,7 @@ impl Activator {
                 tracing::error!(container = %container, error = %e, "could not unpause after a checkpoint");
             }
         }
+        drop(locks);
         Ok((result?, paused.len()))
     }
 

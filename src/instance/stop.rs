@@ -126,6 +126,14 @@ impl Activator {
                 tracing::warn!(instance = %instance.key, error = %e, "could not record the stop");
             }
         }
+        if instance.is_paused() {
+            // A paused process cannot take SIGTERM's grace period.
+            let _transition = instance.pause_lock.lock().await;
+            if let Err(e) = self.engine.unpause(&instance.container_id).await {
+                tracing::debug!(container = %instance.container_name, error = %e, "unpause before stop failed");
+            }
+            instance.paused.store(false, Ordering::Release);
+        }
         match self.engine.remove(&instance.container_id).await {
             Ok(()) => self.drop_record(&instance.key).await,
             Err(e) => {

@@ -344,6 +344,8 @@ impl FrontDoor {
                 Err(e) => return pages::error(StatusCode::BAD_REQUEST, &format!("cannot forward: {e}"), None, html),
             };
             let guard = ActivityGuard::new(target.clone(), self.activator.clock_origin());
+            // Counted open first, then resumed: the pauser sees either.
+            self.activator.resume(&target).await;
             let sent_at = std::time::Instant::now();
             let mut err = match self
                 .upstream

@@ -68,7 +68,8 @@ mod tests {
         prop_oneof![
             Just(InstanceState::Starting),
             Just(InstanceState::Ready),
-            Just(InstanceState::Stopping)
+            Just(InstanceState::Stopping),
+            Just(InstanceState::Paused)
         ]
     }
 

@@ -27,6 +27,9 @@ pub enum InstanceState {
     Starting,
     Ready,
     Stopping,
+    /// Ready, with its container paused while idle (SPEC §4 "Idle tiers").
+    /// Appended last: older records decode unchanged.
+    Paused,
 }
 
 /// One instance: a container serving one canonical viewspec.

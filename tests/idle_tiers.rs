@@ -1,0 +1,82 @@
+//! Idle tiers (SPEC §4): an instance idle for its `pause_after` has its
+//! container paused; the next request resumes it and is answered by the
+//! same container, without a cold start; the admin API shows it `paused`,
+//! and a checkpoint of its space needs no extra pause.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const DEFS: &str = r#"
+package defs
+
+enable: "napper": true
+services: "napper": instances: [string]: {
+    image: "substrate-echo"
+    parameters: data: {type: "space"}
+    pause_after: "1s"
+    idle_timeout: "5m"
+}
+"#;
+
+fn docker_paused(id: &str) -> bool {
+    let out = docker(&["inspect", "-f", "{{.State.Paused}}", id]);
+    stdout(&out).trim() == "true"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_idle_instance_is_paused_and_resumes_on_the_next_request() {
+    example_images();
+    let ns = Namespace::new("pause");
+    let tmp = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(
+        &tmp.path().join("data"),
+        &test_defs(tmp.path(), &[("svc.cue", DEFS)]),
+        &ns.name,
+    );
+    let redirect = http().get(daemon.url("/napper/")).send().await.unwrap();
+    let viewspec = redirect.headers()["location"]
+        .to_str()
+        .unwrap()
+        .trim_matches('/')
+        .to_owned();
+    let first: serde_json::Value = daemon.fetch_json(&format!("/{viewspec}/")).await;
+    let id = ns.containers(false)[0].clone();
+
+    // Paused after a second of idleness.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !docker_paused(&id) {
+        assert!(Instant::now() < deadline, "the idle container was not paused");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let path = format!("/substrate/v1/instances/{}", viewspec.replace(';', "%3B"));
+    let shown = daemon.get_json(&path).await;
+    assert_eq!(shown["state"], "paused", "{shown}");
+
+    // A checkpoint of its space leaves it paused and pauses nothing more.
+    let space = viewspec.split("data=").nth(1).unwrap().to_owned();
+    let ck: serde_json::Value = daemon
+        .api(
+            reqwest::Method::POST,
+            &format!("/substrate/v1/spaces/{space}/checkpoints"),
+            Some(serde_json::json!({})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ck["paused"], 0, "{ck}");
+    assert!(docker_paused(&id), "the checkpoint unpaused an idle instance");
+
+    // The next request is served by the same container, resumed.
+    let began = Instant::now();
+    let again: serde_json::Value = daemon.fetch_json(&format!("/{viewspec}/again")).await;
+    println!("resumed and answered in {:?}", began.elapsed());
+    assert_eq!(again["hostname"], first["hostname"], "a new container answered");
+    assert!(!docker_paused(&id), "still paused after serving");
+    assert_eq!(ns.containers(false).len(), 1);
+    let shown = daemon.get_json(&path).await;
+    assert_eq!(shown["state"], "ready", "{shown}");
+}
