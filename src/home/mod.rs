@@ -263,7 +263,10 @@ async fn home(State(state): State<HomeState>, headers: HeaderMap, Query(q): Quer
                     Some(None) => "never reaped".into(),
                     None => String::new(),
                 },
-                spaces: crate::instance::space_params(&key),
+                spaces: crate::instance::spaces_of(&key)
+                    .into_iter()
+                    .map(|(id, _)| id.to_string())
+                    .collect(),
                 state: state_name,
                 key,
             }

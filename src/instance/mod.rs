@@ -131,13 +131,17 @@ pub struct StartRequest {
     pub injected: serde_json::Value,
     /// Space directories to bind, already resolved.
     pub binds: Vec<Bind>,
-    /// External origin of the request that started it (`SUBSTRATE_ORIGIN`).
-    /// Not part of the definition digest: it differs between clients.
+    /// External origin of the request that started it (`ORIGIN`,
+    /// `SUBSTRATE_ORIGIN`; also in `injected`), kept in a container label
+    /// so a re-attached instance resolves its definition the same way.
     pub origin: String,
 }
 
-/// Every space an instance key names (read-only ones too), as written.
-pub fn space_params(key: &str) -> Vec<String> {
+/// The spaces an instance key names: every parameter value that names a
+/// space (`sp-X`, `sp-X:ro`, or a comma-separated list of them), with
+/// whether it is mounted read-only. Derived from the key alone, so a
+/// re-attached instance knows them too.
+pub fn spaces_of(key: &str) -> Vec<(SpaceId, bool)> {
     let Ok(viewspec) = crate::viewspec::Viewspec::parse(key) else {
         return Vec::new();
     };
@@ -145,25 +149,22 @@ pub fn space_params(key: &str) -> Vec<String> {
         .params()
         .iter()
         .flat_map(|(_, value)| value.split(','))
-        .map(|v| v.trim_end_matches(":ro"))
-        .filter(|v| v.parse::<SpaceId>().is_ok())
-        .map(str::to_owned)
+        .filter_map(|v| {
+            let (id, read_only) = match v.strip_suffix(":ro") {
+                Some(id) => (id, true),
+                None => (v, false),
+            };
+            id.parse::<SpaceId>().ok().map(|id| (id, read_only))
+        })
         .collect()
 }
 
-/// The spaces an instance key mounts read-write: every parameter value that
-/// names a space (`sp-X`, or a comma-separated list of them) without `:ro`.
-/// Derived from the key alone, so a re-attached instance knows them too.
+/// The spaces an instance key mounts read-write (see [`spaces_of`]).
 pub fn rw_spaces(key: &str) -> Vec<SpaceId> {
-    let Ok(viewspec) = crate::viewspec::Viewspec::parse(key) else {
-        return Vec::new();
-    };
-    viewspec
-        .params()
-        .iter()
-        .flat_map(|(_, value)| value.split(','))
-        .filter(|v| !v.ends_with(":ro"))
-        .filter_map(|v| v.parse::<SpaceId>().ok())
+    spaces_of(key)
+        .into_iter()
+        .filter(|(_, ro)| !ro)
+        .map(|(id, _)| id)
         .collect()
 }
 
