@@ -67,11 +67,16 @@ ensure_tools() {
   command -v mkfs.xfs >/dev/null 2>&1 || missing+=(xfsprogs)
   command -v node >/dev/null 2>&1 || missing+=(nodejs)
   command -v npm >/dev/null 2>&1 || missing+=(npm)
+  # The gotty image's shell: a static busybox (images/build-gotty.sh).
+  case "$(ldd /bin/busybox 2>&1 || true)" in
+    *"not a dynamic executable"*) ;;
+    *) missing+=(busybox-static) ;;
+  esac
   if [ ${#missing[@]} -gt 0 ]; then
     say "installing ${missing[*]}"
     apt_install "${missing[@]}"
   else
-    say "xfsprogs, node and npm are present"
+    say "xfsprogs, node, npm and busybox-static are present"
   fi
 }
 
@@ -138,6 +143,7 @@ build_example_binaries() {
 
 cmd_build_images() {
   ensure_docker
+  ensure_tools
   build_example_binaries
   build_release
   say "building the enabled imagespecs of defs/"

@@ -183,13 +183,19 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Builds the example images (echo, notes) once per test process: the
-/// static binaries when missing, then the Docker images from `defs/`.
+/// Builds the example images (echo, notes, gotty) once per test process:
+/// the static binaries and gotty's files when missing, then the Docker images
+/// from `defs/`.
 pub fn example_images() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let root = repo_root();
-        if !root.join("images/echo/substrate-echo").exists() || !root.join("images/notes/substrate-notes").exists() {
+        let built = [
+            "images/echo/substrate-echo",
+            "images/notes/substrate-notes",
+            "images/gotty/rootfs/substrate-gotty",
+        ];
+        if !built.iter().all(|f| root.join(f).exists()) {
             let status = Command::new(root.join("images/build-binaries.sh"))
                 .status()
                 .expect("run build-binaries.sh");
@@ -201,11 +207,11 @@ pub fn example_images() {
 }
 
 /// A definitions directory for a test: the project's `substrate.cue`,
-/// `echo.cue` and `notes.cue` plus the test's own files.
+/// `echo.cue`, `notes.cue` and `gotty.cue` plus the test's own files.
 pub fn test_defs(dir: &Path, extra: &[(&str, &str)]) -> PathBuf {
     let defs = dir.join("defs");
     std::fs::create_dir_all(&defs).unwrap();
-    for f in ["substrate.cue", "echo.cue", "notes.cue"] {
+    for f in ["substrate.cue", "echo.cue", "notes.cue", "gotty.cue"] {
         std::fs::copy(repo_root().join("defs").join(f), defs.join(f)).unwrap();
     }
     for (name, text) in extra {
