@@ -27,6 +27,14 @@ fn browser_dir() -> PathBuf {
     repo_root().join("tests/browser")
 }
 
+/// Makes the daemon create its Docker network (by starting echo) before a
+/// browser runs: a network appearing on the host makes Chromium abort the
+/// navigation in flight with ERR_NETWORK_CHANGED.
+async fn create_network_first(daemon: &Daemon) {
+    let warm = daemon.fetch_json("/echo/").await;
+    assert!(warm["hostname"].is_string(), "{warm}");
+}
+
 /// Runs one flow of flows.js; panics with its output when it fails.
 fn run_flow(flow: &str, env: &[(&str, String)]) {
     let dir = browser_dir();
@@ -52,6 +60,7 @@ async fn notes_redirect_fork_and_diverge_in_a_browser() {
     let ns = Namespace::new("brnotes");
     let tmp = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(&tmp.path().join("data"), &test_defs(tmp.path(), &[]), &ns.name);
+    create_network_first(&daemon).await;
     run_flow("notes", &[("BASE", daemon.url(""))]);
 }
 
@@ -65,6 +74,7 @@ async fn a_slow_start_shows_starting_then_the_app() {
         &test_defs(tmp.path(), &[("slow.cue", SLOW)]),
         &ns.name,
     );
+    create_network_first(&daemon).await;
     run_flow("starting", &[("BASE", daemon.url(""))]);
 }
 
@@ -162,6 +172,42 @@ async fn home_page_over_https_on_substrate_home_arpa() {
             ("TOKEN", daemon.token()),
             ("SPACE", space),
             ("FORK", fork),
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gotty_terminal_keeps_its_files_across_a_kill() {
+    example_images();
+    let ns = Namespace::new("brgotty");
+    let tmp = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&tmp.path().join("data"), &test_defs(tmp.path(), &[]), &ns.name);
+    create_network_first(&daemon).await;
+    run_flow("gotty", &[("BASE", daemon.url("")), ("NAMESPACE", ns.name.clone())]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gotty_over_https_on_substrate_home_arpa() {
+    example_images();
+    let ns = Namespace::new("brgottytls");
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let daemon = Daemon::start_with(
+        &data,
+        &test_defs(tmp.path(), &[]),
+        &ns.name,
+        &["--tls-listen", &format!("127.0.0.1:{port}")],
+    );
+    create_network_first(&daemon).await;
+    let home = browser_home_trusting(tmp.path(), &data.join("tls/ca.crt"));
+    run_flow(
+        "gotty",
+        &[
+            ("BASE", format!("https://substrate.home.arpa:{port}")),
+            ("RESOLVE", "substrate.home.arpa".into()),
+            ("BROWSER_HOME", home.display().to_string()),
+            ("NAMESPACE", ns.name.clone()),
         ],
     );
 }

@@ -7,7 +7,8 @@
 // Environment: BASE (the daemon's URL, http or https), TOKEN (admin token),
 // SHOTS (screenshot directory), and per flow: SPACE and FORK (home),
 // BROWSER_HOME (a HOME whose NSS database trusts the local CA, for HTTPS),
-// RESOLVE (a host name to map to 127.0.0.1). Exit 0 when the flow holds;
+// RESOLVE (a host name to map to 127.0.0.1), NAMESPACE (the daemon's, for
+// docker kill in the gotty flow). Exit 0 when the flow holds;
 // otherwise the error says which step failed.
 'use strict';
 
@@ -42,6 +43,24 @@ async function shot(page, name) {
   console.log(`screenshot ${file}`);
 }
 
+// Navigates to `url`. Starting a container can add a Docker network to the
+// host, which Chromium reports as ERR_NETWORK_CHANGED and aborts the
+// navigation: that is this machine changing under the browser, not the
+// page failing, so it is retried a few times.
+async function goto(page, url) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await page.goto(url);
+    } catch (e) {
+      // The gotty page also reloads itself when its connection drops,
+      // which interrupts a navigation of ours to the same place.
+      const changed = /ERR_NETWORK_CHANGED|interrupted by another navigation/.test(String(e.message));
+      if (attempt >= 5 || !changed) throw e;
+      console.log(`retrying ${url}: ${String(e.message).split('\n')[0]}`);
+    }
+  }
+}
+
 function step(what) {
   console.log(`step: ${what}`);
 }
@@ -58,7 +77,7 @@ async function bodyText(page) {
 // fork: URL, and see the two diverge.
 async function notes(page) {
   step('open /notes/ and follow the redirect to a new space');
-  await page.goto(`${BASE}/notes/`);
+  await goto(page, `${BASE}/notes/`);
   const url = page.url();
   const m = url.match(/\/notes;data=(sp-[0-9A-Z]{26})\//);
   expect(m, `not redirected to a space: ${url}`);
@@ -72,7 +91,7 @@ async function notes(page) {
   await shot(page, 'first-note');
 
   step('open the fork: URL');
-  await page.goto(`${BASE}/notes;data=fork:${space}/`);
+  await goto(page, `${BASE}/notes;data=fork:${space}/`);
   const forkUrl = page.url();
   const f = forkUrl.match(/\/notes;data=(sp-[0-9A-Z]{26})\//);
   expect(f && f[1] !== space, `the fork did not get a space of its own: ${forkUrl}`);
@@ -83,7 +102,7 @@ async function notes(page) {
   await shot(page, 'fork-diverged');
 
   step('the original does not have the fork\'s note');
-  await page.goto(url);
+  await goto(page, url);
   const original = await bodyText(page);
   expect(original.includes('written before the fork'), 'the original lost its note');
   expect(!original.includes('only in the fork'), 'the fork\'s note leaked into the original');
@@ -94,7 +113,7 @@ async function notes(page) {
 // app, with no user action.
 async function starting(page) {
   step('open the slow service');
-  await page.goto(`${BASE}/slowweb/`);
+  await goto(page, `${BASE}/slowweb/`);
   const first = await bodyText(page);
   expect(/Starting slowweb/.test(first), `no "starting…" page first: ${first.slice(0, 200)}`);
   await shot(page, 'starting');
@@ -105,7 +124,7 @@ async function starting(page) {
 
 async function login(page) {
   step('log in with the admin token');
-  await page.goto(`${BASE}/`);
+  await goto(page, `${BASE}/`);
   expect(await page.isVisible('#token'), 'no login form at /');
   await shot(page, 'login');
   await page.fill('#token', process.env.TOKEN);
@@ -121,7 +140,7 @@ async function home(page) {
   await login(page);
   await shot(page, 'home');
   step('the lineage picture shows the space, its fork and the fork edge');
-  await page.goto(`${BASE}/?space=${space}#lineage`);
+  await goto(page, `${BASE}/?space=${space}#lineage`);
   for (const id of [space, fork]) {
     expect(await page.locator(`svg.lineage g.space[data-id="${id}"]`).count() === 1, `${id} is not in the lineage picture`);
   }
@@ -156,7 +175,7 @@ async function terminalText(page) {
 
 async function gotty(page) {
   step('open /gotty/ and follow the redirect to a space');
-  await page.goto(`${BASE}/gotty/`);
+  await goto(page, `${BASE}/gotty/`);
   const url = page.url();
   expect(/\/gotty;data=sp-[0-9A-Z]{26}\//.test(url), `not redirected to a space: ${url}`);
   await page.waitForSelector('.xterm', { timeout: 30000 });
@@ -167,15 +186,15 @@ async function gotty(page) {
   await shot(page, 'typed');
 
   step('docker kill the container');
-  const host = process.env.GOTTY_CONTAINER_FILTER;
-  const ids = execFileSync('docker', ['ps', '-q', '--filter', host]).toString().trim().split('\n').filter(Boolean);
+  const filters = ['--filter', `label=substrate.namespace=${process.env.NAMESPACE}`, '--filter', 'label=substrate.service=gotty'];
+  const ids = execFileSync('docker', ['ps', '-q', ...filters]).toString().trim().split('\n').filter(Boolean);
   expect(ids.length === 1, `expected one gotty container, found ${ids.length}`);
   execFileSync('docker', ['kill', ids[0]]);
 
   step('reload and cat greeting.txt');
   const deadline = Date.now() + 60000;
   for (;;) {
-    await page.goto(url);
+    await goto(page, url);
     const ready = await page.waitForSelector('.xterm', { timeout: 30000 }).then(() => true, () => false);
     if (ready) break;
     expect(Date.now() < deadline, 'the terminal did not come back after the kill');
