@@ -49,7 +49,15 @@ pub async fn create(
         Some(from) => {
             let source: ForkSource = from.parse().map_err(bad)?;
             let forked = state.spaces.fork(&source, SpaceOrigin::Api, body.name).await?;
-            json!({ "space": forked.space, "method": forked.method, "files": forked.files, "bytes": forked.bytes })
+            json!({
+                "space": forked.space,
+                "method": forked.method,
+                "files": forked.copy.files,
+                "bytes": forked.copy.bytes,
+                "refused": forked.copy.refused,
+                "warnings": forked.copy.warnings,
+                "copy": forked.copy,
+            })
         }
         None => json!({ "space": state.spaces.create(SpaceOrigin::Api, body.name).await? }),
     };
@@ -137,7 +145,12 @@ pub struct CheckpointBody {
 }
 
 /// Checkpoints a space, pausing the containers that use it during the copy
-/// (unless `pause: false`) so the copy is consistent.
+/// (unless `pause: false`) so the copy is consistent; they resume as soon as
+/// the tree is copied, before it is synced and recorded. The answer has the
+/// record, the copy `method`, what the copy could not keep (`refused`,
+/// `warnings`, and all counts under `copy`), how many containers were paused
+/// and for how long (`paused_ms`: from the first pause request to the end of
+/// the last unpause, so at least as long as any container was paused).
 pub async fn checkpoint(
     _: Authorized,
     State(state): State<AdminState>,
@@ -147,6 +160,7 @@ pub async fn checkpoint(
     let id = space_id(&raw)?;
     let body = body.map(|Json(b)| b).unwrap_or_default();
     let mut paused = Vec::new();
+    let began = std::time::Instant::now();
     if body.pause.unwrap_or(true) {
         for key in running_users(&state, &id)? {
             if let Some(instance) = state.front.activator.ready(&key) {
@@ -157,16 +171,35 @@ pub async fn checkpoint(
             }
         }
     }
-    let result = state.spaces.checkpoint(&id, body.message).await;
+    // Writers wait only for the copy; making it durable and recording it
+    // happen after they resume (the staged copy no longer reads the space).
+    let staged = state.spaces.checkpoint_copy(&id, body.message).await;
     for container in &paused {
         if let Err(e) = state.engine.unpause(container).await {
             tracing::error!(container = %container, error = %e, "could not unpause after a checkpoint");
         }
     }
-    let record = result?;
+    let paused_ms = if paused.is_empty() {
+        0.0
+    } else {
+        began.elapsed().as_secs_f64() * 1000.0
+    };
+    let result = match staged {
+        Ok(staged) => staged.publish().await,
+        Err(e) => Err(e),
+    };
+    let done = result?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "checkpoint": record, "paused": paused.len() })),
+        Json(json!({
+            "checkpoint": done.checkpoint,
+            "method": done.method,
+            "refused": done.copy.refused,
+            "warnings": done.copy.warnings,
+            "copy": done.copy,
+            "paused": paused.len(),
+            "paused_ms": paused_ms,
+        })),
     ))
 }
 
