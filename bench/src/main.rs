@@ -299,12 +299,37 @@ async fn front_door(ctx: &Ctx, report: &mut Report, daemon: &Daemon, token: &str
 
 async fn spaces_bench(ctx: &Ctx, report: &mut Report) -> Result<()> {
     let bench_dir = ctx.args.root.join("target/bench");
+    // First, before the measurements below delete their copies (see spaces.rs).
+    eprintln!("== checkpoint pause: a running notes instance, 10 000 files in its space (plain data dir)");
+    if ctx.docker.inspect_image("substrate-notes").await.is_err() {
+        report.note("checkpoint_pause_ms skipped: the image substrate-notes is missing (bench/run.sh builds it)");
+    } else {
+        let data = ctx.work.path().join("pause-data");
+        let log = ctx.work.path().join("pause.log");
+        let defs = ctx.args.root.join("defs");
+        let r = spaces::checkpoint_pause(DaemonOptions {
+            binary: &ctx.args.binary,
+            data: &data,
+            defs: &defs,
+            namespace: &ctx.namespace,
+            build_context: &ctx.args.root,
+            log: &log,
+        })
+        .await;
+        // Its data goes with the work dir at the end: no deletion before the copies below.
+        let r = r?;
+        report.set("checkpoint_pause_ms", r.pause_ms);
+        report.set("checkpoint_request_ms", r.request_ms);
+        if r.method != "copy" {
+            report.note(format!("the pause was measured with method {}", r.method));
+        }
+    }
+
     eprintln!("== spaces on the plain data dir");
     let plain = bench_dir.join("plain");
     let _ = std::fs::remove_dir_all(&plain);
     std::fs::create_dir_all(&plain).with_context(|| format!("creating {}", plain.display()))?;
     let r = spaces::measure(&plain).await;
-    let _ = std::fs::remove_dir_all(&plain);
     let r = r?;
     if r.method != Some(substrate::store::CopyMethod::Copy) {
         report.note(format!(
@@ -353,31 +378,9 @@ async fn spaces_bench(ctx: &Ctx, report: &mut Report) -> Result<()> {
             report.set("sparse_1gib_fork_alloc_bytes_xfs", r.sparse_fork_alloc as f64);
         }
     }
+    // Last: removing it earlier would slow the XFS measurements (see spaces.rs).
+    let _ = std::fs::remove_dir_all(&plain);
 
-    eprintln!("== checkpoint pause: a running notes instance, 10 000 files in its space (plain data dir)");
-    if ctx.docker.inspect_image("substrate-notes").await.is_err() {
-        report.note("checkpoint_pause_ms skipped: the image substrate-notes is missing (bench/run.sh builds it)");
-        return Ok(());
-    }
-    let data = ctx.work.path().join("pause-data");
-    let log = ctx.work.path().join("pause.log");
-    let defs = ctx.args.root.join("defs");
-    let r = spaces::checkpoint_pause(DaemonOptions {
-        binary: &ctx.args.binary,
-        data: &data,
-        defs: &defs,
-        namespace: &ctx.namespace,
-        build_context: &ctx.args.root,
-        log: &log,
-    })
-    .await;
-    let _ = std::fs::remove_dir_all(&data);
-    let r = r?;
-    report.set("checkpoint_pause_ms", r.pause_ms);
-    report.set("checkpoint_request_ms", r.request_ms);
-    if r.method != "copy" {
-        report.note(format!("the pause was measured with method {}", r.method));
-    }
     Ok(())
 }
 

@@ -9,8 +9,9 @@
 //! no mass deletion just before it (on a `discard`-mounted ext4, deleting
 //! 10 000 files makes the next journal commits wait for the discards, which
 //! once made whichever copy came after a deletion look several times
-//! slower). Copies are kept until a round is over, and the order of fork,
-//! `cp -a` and checkpoint rotates between rounds.
+//! slower). The 10 000-file copies are kept until every round is over, the
+//! order of fork, `cp -a` and checkpoint rotates between rounds, and the
+//! pause is measured before any of this (the caller's order).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -198,7 +199,6 @@ pub async fn measure(root: &Path) -> Result<FsResult> {
     eprintln!("    1 GiB: cp -a --reflink=auto");
     let big_cp = root.join("cp-big");
     (r.cp_big_ms, r.cp_big_synced_ms) = cp(&big_tree, &big_cp)?;
-    clear(&spaces, vec![big_fork], vec![big_cp], root).await?;
 
     eprintln!("    sparse 1 GiB: fork");
     let (t, sparse_fork) = fork_ms(&spaces, &sparse.id).await?;
@@ -206,11 +206,11 @@ pub async fn measure(root: &Path) -> Result<FsResult> {
     r.sparse_len = BIG_BYTES as u64;
     r.sparse_source_alloc = allocated(&sparse_tree.join("disk.img"))?;
     r.sparse_fork_alloc = allocated(&spaces.tree(&sparse_fork).join("disk.img"))?;
-    clear(&spaces, vec![sparse_fork], vec![], root).await?;
 
     let (mut forks, mut cps, mut cps_synced, mut ckpts) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // Nothing is deleted until every round is over (see the module's doc).
+    let (mut made_forks, mut made_copies) = (vec![big_fork, sparse_fork], vec![big_cp]);
     for round in 0..SMALL_RUNS {
-        let (mut made_forks, mut made_copies) = (Vec::new(), Vec::new());
         for step in 0..3 {
             sync_fs(root)?;
             match (round + step) % 3 {
@@ -239,8 +239,8 @@ pub async fn measure(root: &Path) -> Result<FsResult> {
                 }
             }
         }
-        clear(&spaces, made_forks, made_copies, root).await?;
     }
+    clear(&spaces, made_forks, made_copies, root).await?;
     eprintln!(
         "    10 000 files: fork {forks:.0?} ms, cp -a {cps:.0?} ms, cp -a + sync {cps_synced:.0?} ms, checkpoint {ckpts:.0?} ms"
     );

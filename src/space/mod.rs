@@ -496,6 +496,45 @@ async fn blocking<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::StoreOptions;
+
+    #[test]
+    fn an_unpublished_checkpoint_leaves_nothing_and_published_ones_chain() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = DataDir::new(tmp.path().join("data"));
+        data.create().unwrap();
+        let store = Store::open(&data.db(), &StoreOptions::default()).unwrap();
+        let spaces = Spaces::new(data.clone(), store.clone());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (space, staged) = rt.block_on(async {
+            let space = spaces.create(SpaceOrigin::Api, None).await.unwrap();
+            std::fs::write(data.space_tree(&space.id).join("a.txt"), "a").unwrap();
+            let staged = spaces.checkpoint_copy(&space.id, None).await.unwrap();
+            (space, staged)
+        });
+        let staged_entries = || std::fs::read_dir(data.staging()).unwrap().count();
+        assert_eq!(staged_entries(), 1);
+        // Outside a runtime the copy is removed at once.
+        drop(staged);
+        assert_eq!(staged_entries(), 0);
+        assert!(store.checkpoints_of(&space.id).unwrap().is_empty());
+        assert_eq!(std::fs::read_dir(data.checkpoints()).unwrap().count(), 0);
+
+        let (first, second) = rt.block_on(async {
+            let first = spaces.checkpoint(&space.id, Some("1".into())).await.unwrap();
+            let staged = spaces.checkpoint_copy(&space.id, Some("2".into())).await.unwrap();
+            (first, staged.publish().await.unwrap())
+        });
+        assert_eq!(first.checkpoint.parent, None);
+        assert_eq!(second.checkpoint.parent, Some(first.checkpoint.id.clone()));
+        assert_eq!(second.copy.files, 1);
+        let copied = data.checkpoint_tree(&second.checkpoint.id).join("a.txt");
+        assert_eq!(std::fs::read(copied).unwrap(), b"a");
+        assert_eq!(staged_entries(), 0);
+    }
 
     #[test]
     fn fork_sources_parse_strictly() {
