@@ -107,7 +107,9 @@ pub fn probe(dir: &Path) -> CopyMethod {
 }
 
 /// How many threads copy a tree: the machine's cores, at most 4 (the work is
-/// system calls; more threads only queue in the filesystem).
+/// system calls on one filesystem). On a busy 2-core machine, 2 threads and 1
+/// took the same time within noise on 10 000 small files; they help where
+/// cores are idle.
 fn workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
