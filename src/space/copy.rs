@@ -108,8 +108,8 @@ pub fn probe(dir: &Path) -> CopyMethod {
 
 /// How many threads copy a tree: the machine's cores, at most 4 (the work is
 /// system calls on one filesystem). On a busy 2-core machine, 2 threads and 1
-/// took the same time within noise on 10 000 small files; they help where
-/// cores are idle.
+/// took the same time within noise on 10 000 small files; idle cores were
+/// not available to measure.
 fn workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
