@@ -299,12 +299,37 @@ async fn front_door(ctx: &Ctx, report: &mut Report, daemon: &Daemon, token: &str
 
 async fn spaces_bench(ctx: &Ctx, report: &mut Report) -> Result<()> {
     let bench_dir = ctx.args.root.join("target/bench");
+    // First, before the measurements below delete their copies (see spaces.rs).
+    eprintln!("== checkpoint pause: a running notes instance, 10 000 files in its space (plain data dir)");
+    if ctx.docker.inspect_image("substrate-notes").await.is_err() {
+        report.note("checkpoint_pause_ms skipped: the image substrate-notes is missing (bench/run.sh builds it)");
+    } else {
+        let data = ctx.work.path().join("pause-data");
+        let log = ctx.work.path().join("pause.log");
+        let defs = ctx.args.root.join("defs");
+        let r = spaces::checkpoint_pause(DaemonOptions {
+            binary: &ctx.args.binary,
+            data: &data,
+            defs: &defs,
+            namespace: &ctx.namespace,
+            build_context: &ctx.args.root,
+            log: &log,
+        })
+        .await;
+        // Its data goes with the work dir at the end: no deletion before the copies below.
+        let r = r?;
+        report.set("checkpoint_pause_ms", r.pause_ms);
+        report.set("checkpoint_request_ms", r.request_ms);
+        if r.method != "copy" {
+            report.note(format!("the pause was measured with method {}", r.method));
+        }
+    }
+
     eprintln!("== spaces on the plain data dir");
     let plain = bench_dir.join("plain");
     let _ = std::fs::remove_dir_all(&plain);
     std::fs::create_dir_all(&plain).with_context(|| format!("creating {}", plain.display()))?;
     let r = spaces::measure(&plain).await;
-    let _ = std::fs::remove_dir_all(&plain);
     let r = r?;
     if r.method != Some(substrate::store::CopyMethod::Copy) {
         report.note(format!(
@@ -320,7 +345,11 @@ async fn spaces_bench(ctx: &Ctx, report: &mut Report) -> Result<()> {
     report.set("fork_10k_files_plain_cp_sync_ms", r.cp_small_synced_ms);
     report.set("checkpoint_10k_files_copy_ms", r.checkpoint_small_ms);
     report.set("copy_10k_vs_cp", ratio(r.fork_small_ms, r.cp_small_ms));
+    report.set("checkpoint_copy_10k_vs_cp", ratio(r.checkpoint_small_ms, r.cp_small_ms));
     report.set("copy_1gib_vs_cp", ratio(r.fork_big_ms, r.cp_big_ms));
+    report.set("fork_sparse_1gib_copy_ms", r.fork_sparse_ms);
+    report.set("sparse_1gib_source_alloc_bytes", r.sparse_source_alloc as f64);
+    report.set("sparse_1gib_fork_alloc_bytes", r.sparse_fork_alloc as f64);
 
     eprintln!("== spaces on a loop-mounted XFS (reflink)");
     match spaces::XfsMount::create(&bench_dir) {
@@ -342,9 +371,16 @@ async fn spaces_bench(ctx: &Ctx, report: &mut Report) -> Result<()> {
             report.set("fork_10k_files_cp_sync_ms", r.cp_small_synced_ms);
             report.set("checkpoint_10k_files_ms", r.checkpoint_small_ms);
             report.set("fork_10k_vs_cp", ratio(r.fork_small_ms, r.cp_small_ms));
+            report.set("checkpoint_10k_vs_cp", ratio(r.checkpoint_small_ms, r.cp_small_ms));
             report.set("fork_1gib_vs_cp", ratio(r.fork_big_ms, r.cp_big_ms));
+            report.set("fork_sparse_1gib_reflink_ms", r.fork_sparse_ms);
+            report.set("sparse_1gib_source_alloc_bytes_xfs", r.sparse_source_alloc as f64);
+            report.set("sparse_1gib_fork_alloc_bytes_xfs", r.sparse_fork_alloc as f64);
         }
     }
+    // Last: removing it earlier would slow the XFS measurements (see spaces.rs).
+    let _ = std::fs::remove_dir_all(&plain);
+
     Ok(())
 }
 
@@ -578,6 +614,34 @@ fn print_table(r: &Report) {
         ],
     )
     .print();
+    let mib = |k: &str| g(k).map(|b| b / 1048576.0);
+    Section::new(
+        "sparse 1 GiB file (1 MiB + 4 KiB data)",
+        &["fork ms", "fork MiB", "source MiB"],
+    )
+    .row(
+        "plain data dir (copy)",
+        &[
+            g("fork_sparse_1gib_copy_ms"),
+            mib("sparse_1gib_fork_alloc_bytes"),
+            mib("sparse_1gib_source_alloc_bytes"),
+        ],
+    )
+    .row(
+        "loop-mounted XFS (reflink)",
+        &[
+            g("fork_sparse_1gib_reflink_ms"),
+            mib("sparse_1gib_fork_alloc_bytes_xfs"),
+            mib("sparse_1gib_source_alloc_bytes_xfs"),
+        ],
+    )
+    .print();
+    Section::new("checkpoint pause (running instance)", &["value", "request"])
+        .row(
+            "checkpoint_pause_ms (10 000 files)",
+            &[g("checkpoint_pause_ms"), g("checkpoint_request_ms")],
+        )
+        .print();
 
     if !r.notes.is_empty() {
         println!("\nnotes:");

@@ -238,3 +238,47 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
+
+/// One HTTP/1.1 request with a JSON body on a fresh connection; returns
+/// status and the body parsed as JSON.
+pub async fn http_json(
+    addr: std::net::SocketAddr,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: &serde_json::Value,
+) -> Result<(StatusCode, serde_json::Value)> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .with_context(|| format!("HTTP handshake with {addr}"))?;
+    tokio::spawn(conn);
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string())
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(Bytes::from(body.to_string())))
+        .context("building a request")?;
+    let resp = tokio::time::timeout(Duration::from_secs(120), sender.send_request(req))
+        .await
+        .with_context(|| format!("{path}: no answer within 120 s"))?
+        .with_context(|| format!("requesting {path}"))?;
+    let status = resp.status();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .with_context(|| format!("reading the body of {path}"))?
+        .to_bytes();
+    let value = serde_json::from_slice(&bytes).with_context(|| {
+        format!(
+            "{path} answered {status} with no JSON: {}",
+            String::from_utf8_lossy(&bytes)
+        )
+    })?;
+    Ok((status, value))
+}

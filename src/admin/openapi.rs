@@ -262,7 +262,10 @@ fn schemas() -> Value {
                 "space": space_ref,
                 "method": {"enum": ["reflink", "copy"]},
                 "files": {"type": "integer", "minimum": 0},
-                "bytes": {"type": "integer", "minimum": 0}
+                "bytes": {"type": "integer", "minimum": 0},
+                "refused": {"type": "integer", "minimum": 0, "description": "extended attributes the target refused"},
+                "warnings": {"type": "array", "items": {"type": "string"}},
+                "copy": {"$ref": "#/components/schemas/CopyStats"}
             }
         },
         "SpaceOnly": {
@@ -299,7 +302,31 @@ fn schemas() -> Value {
             "type": "object",
             "required": ["checkpoint", "paused"],
             "additionalProperties": false,
-            "properties": {"checkpoint": checkpoint_ref, "paused": {"type": "integer", "minimum": 0}}
+            "properties": {
+                "checkpoint": checkpoint_ref,
+                "method": {"enum": ["reflink", "copy"]},
+                "refused": {"type": "integer", "minimum": 0, "description": "extended attributes the target refused"},
+                "warnings": {"type": "array", "items": {"type": "string"}},
+                "copy": {"$ref": "#/components/schemas/CopyStats"},
+                "paused": {"type": "integer", "minimum": 0, "description": "containers paused for the copy"},
+                "paused_ms": {"type": "number", "minimum": 0, "description": "how long they were paused, ms"}
+            }
+        },
+        "CopyStats": {
+            "description": "what a copy did: counts of the source tree, and what the target refused (SPEC §5 Copying)",
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "files": {"type": "integer", "minimum": 0},
+                "dirs": {"type": "integer", "minimum": 0},
+                "symlinks": {"type": "integer", "minimum": 0},
+                "hard_links": {"type": "integer", "minimum": 0},
+                "bytes": {"type": "integer", "minimum": 0},
+                "xattrs": {"type": "integer", "minimum": 0},
+                "skipped": {"type": "integer", "minimum": 0},
+                "refused": {"type": "integer", "minimum": 0},
+                "warnings": {"type": "array", "items": {"type": "string"}}
+            }
         },
         "CheckpointOnly": {
             "type": "object",

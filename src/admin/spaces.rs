@@ -41,7 +41,15 @@ pub async fn create(
                 .parse()
                 .map_err(|e| ApiError::bad_request(format!("request body: from: {e}")))?;
             let forked = state.spaces.fork(&source, SpaceOrigin::Api, body.name).await?;
-            json!({ "space": forked.space, "method": forked.method, "files": forked.files, "bytes": forked.bytes })
+            json!({
+                "space": forked.space,
+                "method": forked.method,
+                "files": forked.copy.files,
+                "bytes": forked.copy.bytes,
+                "refused": forked.copy.refused,
+                "warnings": forked.copy.warnings,
+                "copy": forked.copy,
+            })
         }
         None => json!({ "space": state.spaces.create(SpaceOrigin::Api, body.name).await? }),
     };
@@ -98,21 +106,34 @@ pub struct CheckpointBody {
 }
 
 /// Checkpoints a space, pausing the containers that use it during the copy
-/// (unless `pause: false`) so the copy is consistent.
+/// (unless `pause: false`) so the copy is consistent; they resume as soon as
+/// the tree is copied, before it is synced and recorded. The answer has the
+/// record, the copy `method`, what the copy could not keep (`refused`,
+/// `warnings`, and all counts under `copy`), how many containers were paused
+/// and for how long (`paused_ms`: from the first pause request to the end of
+/// the last unpause, so at least as long as any container was paused).
 pub async fn checkpoint(
     _: Authorized,
     State(state): State<AdminState>,
     SpacePath(id): SpacePath,
     OptionalBody(body): OptionalBody<CheckpointBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let (record, paused) = state
+    let made = state
         .front
         .activator
         .checkpoint_space(&state.spaces, &id, body.message, body.pause.unwrap_or(true))
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "checkpoint": record, "paused": paused })),
+        Json(json!({
+            "checkpoint": made.done.checkpoint,
+            "method": made.done.method,
+            "refused": made.done.copy.refused,
+            "warnings": made.done.copy.warnings,
+            "copy": made.done.copy,
+            "paused": made.paused,
+            "paused_ms": made.paused_ms,
+        })),
     ))
 }
 

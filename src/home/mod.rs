@@ -420,7 +420,10 @@ async fn checkpoint(
         .checkpoint_space(&state.spaces, &id, message, true)
         .await
     {
-        Ok((record, _)) => back(&format!("checkpointed {id} as {}", record.id), Some(id.as_str())),
+        Ok(made) => back(
+            &format!("checkpointed {id} as {}", made.done.checkpoint.id),
+            Some(id.as_str()),
+        ),
         Err(e) => page_error(e.status(), &e.to_string()),
     }
 }

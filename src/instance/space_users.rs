@@ -6,10 +6,22 @@
 
 use std::sync::Arc;
 
+use std::time::Instant;
+
 use super::Activator;
 use crate::ids::SpaceId;
-use crate::space::{SpaceError, Spaces};
-use crate::store::{CheckpointRecord, SpaceRecord};
+use crate::space::{Checkpointed, SpaceError, Spaces};
+use crate::store::SpaceRecord;
+
+/// A checkpoint made by [`Activator::checkpoint_space`].
+pub struct SpaceCheckpoint {
+    pub done: Checkpointed,
+    /// Containers paused for the copy (an instance already paused while
+    /// idle is not counted).
+    pub paused: usize,
+    /// How long they were paused, from the first pause to the last unpause.
+    pub paused_ms: f64,
+}
 
 impl Activator {
     /// Live instances (starting, ready or stopping) whose viewspec uses
@@ -27,19 +39,22 @@ impl Activator {
         Ok(keys)
     }
 
-    /// Checkpoints `space`, pausing the containers of its ready users during
-    /// the copy when `pause`. Returns the record and how many were paused.
+    /// Checkpoints `space`, pausing the containers of its ready users for
+    /// the copy when `pause`. They resume as soon as the staged copy is
+    /// made; making it durable and recording it happen after (the staged
+    /// copy no longer reads the space).
     pub async fn checkpoint_space(
         &self,
         spaces: &Arc<Spaces>,
         space: &SpaceId,
         message: Option<String>,
         pause: bool,
-    ) -> Result<(CheckpointRecord, usize), SpaceError> {
+    ) -> Result<SpaceCheckpoint, SpaceError> {
         // Each user's pause lock is held for the copy: an instance paused
         // while idle stays paused (no extra pause), and no request resumes
         // one mid-copy.
         let users: Vec<_> = self.users_of(space)?.iter().filter_map(|k| self.ready(k)).collect();
+        let began = Instant::now();
         let mut locks = Vec::new();
         let mut paused = Vec::new();
         if pause {
@@ -54,14 +69,23 @@ impl Activator {
                 }
             }
         }
-        let result = spaces.checkpoint(space, message).await;
+        let staged = spaces.checkpoint_copy(space, message).await;
         for container in &paused {
             if let Err(e) = self.engine.unpause(container).await {
                 tracing::error!(container = %container, error = %e, "could not unpause after a checkpoint");
             }
         }
         drop(locks);
-        Ok((result?, paused.len()))
+        let paused_ms = if paused.is_empty() {
+            0.0
+        } else {
+            began.elapsed().as_secs_f64() * 1000.0
+        };
+        Ok(SpaceCheckpoint {
+            done: staged?.publish().await?,
+            paused: paused.len(),
+            paused_ms,
+        })
     }
 
     /// Deletes `space`: refused with [`SpaceError::InUse`] while instances

@@ -14,6 +14,11 @@
 //! slots dropped) first, then the tree is moved to `staging/` and removed. A
 //! deleted space keeps its record as a tombstone so lineage stays whole.
 //!
+//! A checkpoint is taken in two steps so that writers paused for it wait only
+//! for the copy: [`Spaces::checkpoint_copy`] copies the tip into `staging/`,
+//! [`StagedCheckpoint::publish`] syncs, renames and records it. What a copy
+//! keeps is [`copy`]'s business.
+//!
 //! Fail points: with the environment variable `SUBSTRATE_FAIL_AT` set to one
 //! of `copied`, `renamed` or `marked`, the process aborts at that step — the
 //! crash tests use it to stop at each step deterministically.
@@ -109,8 +114,89 @@ impl FromStr for ForkSource {
 pub struct Forked {
     pub space: SpaceRecord,
     pub method: CopyMethod,
-    pub files: u64,
-    pub bytes: u64,
+    /// What the copy did, with what it could not keep.
+    pub copy: copy::CopyStats,
+}
+
+/// A checkpoint copied into `staging/` but not yet durable, renamed or
+/// recorded (see [`Spaces::checkpoint_copy`]). Dropped unpublished, its
+/// copy is removed.
+pub struct StagedCheckpoint {
+    spaces: Arc<Spaces>,
+    id: CheckpointId,
+    space: SpaceId,
+    message: Option<String>,
+    /// The staged object directory; `None` once published or removed.
+    staged: Option<PathBuf>,
+    stats: copy::CopyStats,
+    /// When the copy was made: the moment the checkpoint stands for.
+    copied_at: crate::store::Millis,
+}
+
+impl StagedCheckpoint {
+    /// Makes the copy durable (one `syncfs`), renames it into
+    /// `checkpoints/`, then writes and flushes the record, chained to the
+    /// space's latest checkpoint at that moment.
+    pub async fn publish(mut self) -> Result<Checkpointed, SpaceError> {
+        let Some(staged) = self.staged.take() else {
+            return Err(SpaceError::Internal("a staged checkpoint was published twice".into()));
+        };
+        let this = self.spaces.clone();
+        let (id, space, message, stats, created_at) = (
+            self.id.clone(),
+            self.space.clone(),
+            self.message.take(),
+            std::mem::take(&mut self.stats),
+            self.copied_at,
+        );
+        blocking(move || {
+            if let Err(e) = this.publish(&staged, this.data.checkpoints().join(id.as_str())) {
+                let _ = std::fs::remove_dir_all(&staged);
+                return Err(e);
+            }
+            let parent = this.store.checkpoints_of(&space)?.last().map(|c| c.id.clone());
+            let record = CheckpointRecord {
+                id,
+                space,
+                parent,
+                message,
+                created_at,
+                method: this.method,
+            };
+            this.store.put_checkpoint(&record)?;
+            Ok(Checkpointed {
+                checkpoint: record,
+                method: this.method,
+                copy: stats,
+            })
+        })
+        .await
+    }
+}
+
+impl Drop for StagedCheckpoint {
+    fn drop(&mut self) {
+        if let Some(staged) = self.staged.take() {
+            let remove = move || {
+                if let Err(e) = std::fs::remove_dir_all(&staged) {
+                    tracing::warn!(path = %staged.display(), error = %e, "could not remove an unpublished checkpoint");
+                }
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => drop(rt.spawn_blocking(remove)),
+                Err(_) => remove(),
+            }
+        }
+    }
+}
+
+/// A checkpoint and how its tree was copied.
+#[derive(Debug, Clone, Serialize)]
+pub struct Checkpointed {
+    pub checkpoint: CheckpointRecord,
+    pub method: CopyMethod,
+    /// What the copy did, with what it could not keep.
+    pub copy: copy::CopyStats,
 }
 
 pub struct Spaces {
@@ -196,7 +282,9 @@ impl Spaces {
         .await
     }
 
-    /// Syncs a finished copy and renames it into place.
+    /// Syncs a finished copy and renames it into place: one `syncfs` makes
+    /// the whole staged tree durable, then an fsync of the target's parent
+    /// makes the rename durable before the caller writes the record.
     fn publish(&self, staged: &std::path::Path, target: PathBuf) -> Result<(), SpaceError> {
         let io = |source| SpaceError::Copy {
             what: target.display().to_string(),
@@ -206,7 +294,7 @@ impl Spaces {
         fail_point("copied");
         std::fs::rename(staged, &target).map_err(io)?;
         if let Some(parent) = target.parent() {
-            copy::sync_filesystem(parent).map_err(io)?;
+            copy::sync_dir(parent).map_err(io)?;
         }
         fail_point("renamed");
         Ok(())
@@ -294,37 +382,47 @@ impl Spaces {
             Ok(Forked {
                 space: record,
                 method: this.method,
-                files: stats.files,
-                bytes: stats.bytes,
+                copy: stats,
             })
         })
         .await
     }
 
-    /// An immutable copy of the space's tip. The caller pauses writers.
+    /// An immutable copy of the space's tip, copied, made durable and
+    /// recorded. The caller pauses writers; to pause them only while the
+    /// tree is copied, use [`Spaces::checkpoint_copy`] and
+    /// [`StagedCheckpoint::publish`] instead.
     pub async fn checkpoint(
         self: &Arc<Self>,
         space: &SpaceId,
         message: Option<String>,
-    ) -> Result<CheckpointRecord, SpaceError> {
+    ) -> Result<Checkpointed, SpaceError> {
+        self.checkpoint_copy(space, message).await?.publish().await
+    }
+
+    /// The part of a checkpoint that reads the space: copies its tip into
+    /// `staging/`. Writers may resume as soon as this returns; the copy is
+    /// neither durable nor visible until [`StagedCheckpoint::publish`].
+    pub async fn checkpoint_copy(
+        self: &Arc<Self>,
+        space: &SpaceId,
+        message: Option<String>,
+    ) -> Result<StagedCheckpoint, SpaceError> {
         let this = self.clone();
         let space = space.clone();
         blocking(move || {
             this.require_live(&space)?;
-            let parent = this.store.checkpoints_of(&space)?.last().map(|c| c.id.clone());
             let id = CheckpointId::generate();
-            let (staged, _) = this.stage_copy(&this.data.space_tree(&space), id.as_str())?;
-            this.publish(&staged, this.data.checkpoints().join(id.as_str()))?;
-            let record = CheckpointRecord {
+            let (staged, stats) = this.stage_copy(&this.data.space_tree(&space), id.as_str())?;
+            Ok(StagedCheckpoint {
+                spaces: this,
                 id,
                 space,
-                parent,
                 message,
-                created_at: now_millis(),
-                method: this.method,
-            };
-            this.store.put_checkpoint(&record)?;
-            Ok(record)
+                staged: Some(staged),
+                stats,
+                copied_at: now_millis(),
+            })
         })
         .await
     }
@@ -398,6 +496,45 @@ async fn blocking<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::StoreOptions;
+
+    #[test]
+    fn an_unpublished_checkpoint_leaves_nothing_and_published_ones_chain() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = DataDir::new(tmp.path().join("data"));
+        data.create().unwrap();
+        let store = Store::open(&data.db(), &StoreOptions::default()).unwrap();
+        let spaces = Spaces::new(data.clone(), store.clone());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (space, staged) = rt.block_on(async {
+            let space = spaces.create(SpaceOrigin::Api, None).await.unwrap();
+            std::fs::write(data.space_tree(&space.id).join("a.txt"), "a").unwrap();
+            let staged = spaces.checkpoint_copy(&space.id, None).await.unwrap();
+            (space, staged)
+        });
+        let staged_entries = || std::fs::read_dir(data.staging()).unwrap().count();
+        assert_eq!(staged_entries(), 1);
+        // Outside a runtime the copy is removed at once.
+        drop(staged);
+        assert_eq!(staged_entries(), 0);
+        assert!(store.checkpoints_of(&space.id).unwrap().is_empty());
+        assert_eq!(std::fs::read_dir(data.checkpoints()).unwrap().count(), 0);
+
+        let (first, second) = rt.block_on(async {
+            let first = spaces.checkpoint(&space.id, Some("1".into())).await.unwrap();
+            let staged = spaces.checkpoint_copy(&space.id, Some("2".into())).await.unwrap();
+            (first, staged.publish().await.unwrap())
+        });
+        assert_eq!(first.checkpoint.parent, None);
+        assert_eq!(second.checkpoint.parent, Some(first.checkpoint.id.clone()));
+        assert_eq!(second.copy.files, 1);
+        let copied = data.checkpoint_tree(&second.checkpoint.id).join("a.txt");
+        assert_eq!(std::fs::read(copied).unwrap(), b"a");
+        assert_eq!(staged_entries(), 0);
+    }
 
     #[test]
     fn fork_sources_parse_strictly() {
