@@ -14,14 +14,14 @@
 //! `#D`'s fields at `x`, so a field inside `#D` that refers to `port` sees 1,
 //! and a template field may refer to a sibling filled in later.
 //!
-//! Closedness: conjuncts coming from a definition carry an *origin*; a
-//! vertex allows a field only if every closed origin declares it, matches it
-//! with a pattern, or has `...`.
+//! Closedness: conjuncts coming from a definition carry a node of the
+//! close tree (`closed.rs`), which decides which fields a vertex admits.
 
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use crate::defs::ast::*;
+use crate::defs::closed::{CloseTree, Group, Kind, NodeId};
 use crate::defs::error::{unsupported, CueError, Files, Pos};
 use crate::defs::value::*;
 
@@ -39,15 +39,11 @@ const MAX_VERTICES: usize = 500_000;
 /// Longest string a computation may build (guards `a + a` doubling).
 const MAX_STRING: usize = 1 << 24;
 
-/// Origins of closed conjuncts written directly in a definition field are
-/// this base plus the field's vertex id; fresh origins count up from 0.
-const DEF_ORIGIN_BASE: u32 = 1 << 30;
-
 #[derive(Clone, Copy)]
 struct Conj<'a> {
     expr: &'a Expr,
     env: EnvId,
-    closed: Option<u32>,
+    closed: Option<NodeId>,
     /// From an optional field or a pattern: recursion through it is
     /// bounded by the data, so it is not a structural cycle.
     opt: bool,
@@ -85,22 +81,15 @@ struct Pattern<'a> {
     alias: Option<&'a str>,
     value: &'a Expr,
     env: EnvId,
-    closed: Option<u32>,
+    closed: Option<NodeId>,
     matcher: Option<Value>,
-}
-
-struct Group {
-    origin: u32,
-    labels: HashSet<String>,
-    patterns: Vec<usize>,
-    open: bool,
 }
 
 struct Comp<'a> {
     clauses: &'a [Clause],
     body: &'a Expr,
     env: EnvId,
-    closed: Option<u32>,
+    closed: Option<NodeId>,
 }
 
 #[derive(Default)]
@@ -151,6 +140,8 @@ struct Vertex<'a> {
     orders: Vec<Vec<VId>>,
     value: Option<Value>,
     evaluating: bool,
+    /// Close node of a definition field's own conjuncts.
+    def_node: Option<NodeId>,
 }
 
 /// One evaluation of a set of files (one package).
@@ -159,12 +150,12 @@ pub struct Evaluator<'a> {
     vs: Vec<Vertex<'a>>,
     envs: Vec<Env<'a>>,
     depth: usize,
-    next_origin: u32,
+    closes: CloseTree,
     root_env: EnvId,
     /// Closedness of the conjunct whose expression is being evaluated, for
     /// struct and list literals evaluated as values (list elements inside a
     /// definition are closed too).
-    closing: Option<u32>,
+    closing: Option<NodeId>,
 }
 
 pub const ROOT: VId = 0;
@@ -194,7 +185,7 @@ impl<'a> Evaluator<'a> {
             vs: Vec::new(),
             envs: Vec::new(),
             depth: 0,
-            next_origin: 0,
+            closes: CloseTree::default(),
             root_env: 0,
             closing: None,
         };
@@ -465,16 +456,31 @@ impl<'a> Evaluator<'a> {
             self.shape(p);
         }
         let conjs = self.vs[w].conjs.clone();
-        let closing = self.vs[w].is_def || c.closed.is_some();
-        let origin = if closing || conjs.iter().any(|x| x.closed.is_some()) {
-            self.next_origin += 1;
-            Some(self.next_origin)
-        } else {
-            None
-        };
+        // the referenced conjuncts' close nodes are copied below a fresh
+        // node under the referring conjunct's: each reference is checked
+        // on its own, inside what refers to it
+        let is_def = self.vs[w].is_def;
+        if !is_def && c.closed.is_none() && conjs.iter().all(|x| x.closed.is_none()) {
+            for wc in conjs {
+                self.expand(v, wc);
+            }
+            return;
+        }
+        let kind = if is_def { Kind::Def } else { Kind::Plain };
+        let fresh = self.closes.add(c.closed, kind);
+        let mut map = HashMap::new();
         for wc in conjs {
-            let closed = if closing || wc.closed.is_some() { origin } else { None };
-            self.expand(v, Conj { closed, ..wc });
+            let closed = match wc.closed {
+                Some(n) => self.closes.copy_below(n, fresh, &mut map),
+                None => fresh,
+            };
+            self.expand(
+                v,
+                Conj {
+                    closed: Some(closed),
+                    ..wc
+                },
+            );
         }
     }
 
@@ -511,12 +517,12 @@ impl<'a> Evaluator<'a> {
         a
     }
 
-    fn group(&mut self, v: VId, origin: u32) -> usize {
-        if let Some(i) = self.vs[v].groups.iter().position(|g| g.origin == origin) {
+    fn group(&mut self, v: VId, node: NodeId) -> usize {
+        if let Some(i) = self.vs[v].groups.iter().position(|g| g.node == node) {
             return i;
         }
         self.vs[v].groups.push(Group {
-            origin,
+            node,
             labels: HashSet::new(),
             patterns: Vec::new(),
             open: false,
@@ -601,7 +607,15 @@ impl<'a> Evaluator<'a> {
                     }
                     let closed = if is_def {
                         self.vs[a].is_def = true;
-                        Some(DEF_ORIGIN_BASE + a as u32)
+                        let node = match self.vs[a].def_node {
+                            Some(n) => n,
+                            None => {
+                                let n = self.closes.add(None, Kind::Def);
+                                self.vs[a].def_node = Some(n);
+                                n
+                            }
+                        };
+                        Some(node)
                     } else {
                         c.closed
                     };
@@ -973,8 +987,8 @@ impl<'a> Evaluator<'a> {
                     pos: apos,
                 });
             }
-            let groups = &self.vs[v].groups;
-            let closed = !groups.is_empty() && groups.iter().all(|g| !g.open);
+            // closed as a value: a label no struct declares is refused
+            let closed = !self.closes.allows(&self.vs[v].groups, |_| false);
             Value::Struct(Rc::new(StructV { fields, closed }))
         } else {
             Value::Top
@@ -1152,26 +1166,32 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// Closedness: every closed origin must admit the label.
+    /// Closedness (`closed.rs`): whether the struct at `v` admits `label`.
     fn allowed(&mut self, v: VId, label: &str) -> Result<(), String> {
+        if self.vs[v].groups.is_empty() {
+            return Ok(());
+        }
+        // which groups declare or match the label (patterns need `self`)
+        let mut accepts = Vec::with_capacity(self.vs[v].groups.len());
         for gi in 0..self.vs[v].groups.len() {
             let g = &self.vs[v].groups[gi];
-            if g.open || g.labels.contains(label) {
-                continue;
-            }
-            let pats = g.patterns.clone();
-            let mut ok = false;
-            for pi in pats {
-                if self.pattern_matches(v, pi, label).unwrap_or(false) {
-                    ok = true;
-                    break;
+            let mut ok = g.labels.contains(label);
+            if !ok {
+                let pats = g.patterns.clone();
+                for pi in pats {
+                    if self.pattern_matches(v, pi, label).unwrap_or(false) {
+                        ok = true;
+                        break;
+                    }
                 }
             }
-            if !ok {
-                return Err(format!("field {label} not allowed"));
-            }
+            accepts.push(ok);
         }
-        Ok(())
+        if self.closes.allows(&self.vs[v].groups, |i| accepts[i]) {
+            Ok(())
+        } else {
+            Err(format!("field {label} not allowed"))
+        }
     }
 
     // ---- references ----------------------------------------------------
@@ -1321,10 +1341,7 @@ impl<'a> Evaluator<'a> {
 
     fn temp(&mut self, e: &'a Expr, env: EnvId, cur: VId, label: String) -> Value {
         let d = self.new_vertex(cur, label, e.pos);
-        let closed = self.closing.map(|_| {
-            self.next_origin += 1;
-            self.next_origin
-        });
+        let closed = self.closing;
         self.add_conj(
             d,
             Conj {

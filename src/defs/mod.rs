@@ -54,6 +54,7 @@
 //! into errors), and callers may be on small-stack threads.
 
 mod ast;
+mod closed;
 mod error;
 mod eval;
 mod export;
