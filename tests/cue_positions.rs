@@ -101,8 +101,8 @@ fn unterminated_string() {
 }
 
 #[test]
-fn hidden_field_is_not_supported() {
-    check("x: {\n  _h: 2\n}\n", 2, 3, "hidden field");
+fn conflict_in_hidden_field() {
+    check("x: {\n  _h: 2\n  _h: 3\n}\n", 3, 7, "x._h: conflicting values 2 and 3");
 }
 
 #[test]
@@ -121,6 +121,25 @@ fn division_by_zero_points_at_divisor() {
 }
 
 #[test]
-fn bottom_literal_is_not_supported() {
-    check("a: 1\nb: 2 | _|_\n", 2, 8, "not supported");
+fn bottom_literal_is_an_explicit_error() {
+    check("a: 1\nb: [_|_]\n", 2, 5, "explicit error (_|_ literal) in source");
+}
+
+#[test]
+fn invalid_regular_expression() {
+    check("a: \"x\" =~ \"(\"\n", 1, 11, "invalid regular expression");
+}
+
+#[test]
+fn budget_exceeded_says_where() {
+    let src: String = std::iter::once("s0: {v: 1}\n".to_string())
+        .chain((0..40).map(|i| format!("s{}: {{l: s{i}, r: s{i}}}\n", i + 1)))
+        .collect();
+    let errs = errors(&src);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].message.starts_with("evaluation budget exceeded"), "{errs:?}");
+    assert!(
+        errs[0].line > 0 && errs[0].to_string().starts_with("t.cue:"),
+        "{errs:?}"
+    );
 }

@@ -298,3 +298,20 @@ fn load_200_services_phases() {
         println!("raw eval of the package: {:.2} ms", t.elapsed().as_secs_f64() * 1000.0);
     }
 }
+
+/// The evaluation budget (`src/defs/budget.rs`) leaves realistic trees far
+/// from its limits: 200 service files use under a tenth of each.
+#[test]
+fn two_hundred_services_use_a_small_part_of_the_budget() {
+    let dir = temp_defs("budget", &[]);
+    write_many(&dir, 200);
+    let mut srcs = Vec::new();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        srcs.push((p.display().to_string(), std::fs::read_to_string(&p).unwrap()));
+    }
+    let ((work, bytes), (work_limit, byte_limit)) = defs::testing::cost(&srcs);
+    println!("200 services: {work} of {work_limit} steps, {bytes} of {byte_limit} estimated bytes");
+    assert!(work > 0 && work < work_limit / 10, "{work} of {work_limit}");
+    assert!(bytes > 0 && bytes < byte_limit / 10, "{bytes} of {byte_limit}");
+}

@@ -7,6 +7,8 @@ use crate::defs::error::Pos;
 pub struct File {
     pub name: String,
     pub package: Option<(String, Pos)>,
+    /// Length of the source text in bytes (sizes the evaluation budget).
+    pub size: usize,
     /// The file's declarations as one struct literal (the package's root).
     pub body: Expr,
 }
@@ -23,6 +25,8 @@ pub enum Label {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Field {
+    /// `X=label: …`: `X` refers to this field in the enclosing scope.
+    pub alias: Option<String>,
     pub label: Label,
     pub label_pos: Pos,
     pub optional: bool,
@@ -57,6 +61,9 @@ pub enum Decl {
     },
     /// `...` inside a struct: the struct stays open even in a definition.
     Ellipsis(Pos),
+    /// An expression written without a label: unified into the struct
+    /// (`{#Base, port: 1}`).
+    Embed(Expr),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -85,6 +92,8 @@ pub enum UnOp {
     Gt,
     Ge,
     Ne,
+    Match,
+    NotMatch,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +112,8 @@ pub enum BinOp {
     Sub,
     Mul,
     Div,
+    Match,
+    NotMatch,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -111,12 +122,17 @@ pub enum ExprKind {
     Interp(Vec<InterpPart>),
     Ident(String),
     Struct(Vec<Decl>),
-    List { elems: Vec<Expr>, tail: Option<Box<Expr>> },
+    List {
+        elems: Vec<Expr>,
+        tail: Option<Box<Expr>>,
+    },
     Select(Box<Expr>, String),
     Index(Box<Expr>, Box<Expr>),
     Unary(UnOp, Box<Expr>),
     Binary(BinOp, Box<Expr>, Box<Expr>),
     Paren(Box<Expr>),
+    /// `_|_`
+    Bottom,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -22,6 +22,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::defs::budget;
+
 /// Index of a node in the [`CloseTree`].
 pub type NodeId = u32;
 
@@ -30,7 +32,6 @@ pub enum Kind {
     /// Closes: a label must be declared somewhere below it.
     Def,
     /// The edge from an embedding struct to what it embeds.
-    #[allow(dead_code)] // embeddings are not parsed yet
     Embed,
     /// Only groups: what is below it counts for its ancestors.
     Plain,
@@ -60,6 +61,7 @@ pub struct Group {
 
 impl CloseTree {
     pub fn add(&mut self, parent: Option<NodeId>, kind: Kind) -> NodeId {
+        budget::charge(0, std::mem::size_of::<Node>() as u64);
         self.nodes.push(Node { parent, kind });
         (self.nodes.len() - 1) as NodeId
     }

@@ -21,8 +21,10 @@ use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use crate::defs::ast::*;
+use crate::defs::budget;
 use crate::defs::closed::{CloseTree, Group, Kind, NodeId};
 use crate::defs::error::{unsupported, CueError, Files, Pos};
+use crate::defs::re;
 use crate::defs::value::*;
 
 pub type VId = usize;
@@ -32,9 +34,14 @@ type EnvId = usize;
 /// an error rather than exhausting the stack.
 const MAX_EVAL_DEPTH: usize = 1200;
 
-/// Most vertices one evaluation may create (guards exponential sharing);
-/// 200 realistic service files need fewer than 60 000.
-const MAX_VERTICES: usize = 500_000;
+/// Estimated bytes of the evaluator's records, for the budget: a vertex
+/// with its first allocations, an environment, a conjunct (kept twice: in
+/// `conjs` and `flat`), an arc (index entry and label), a struct field.
+const VERTEX_BYTES: u64 = std::mem::size_of::<Vertex>() as u64 + 256;
+const ENV_BYTES: u64 = std::mem::size_of::<Env>() as u64 + 16;
+const CONJ_BYTES: u64 = 2 * std::mem::size_of::<Conj>() as u64;
+const ARC_BYTES: u64 = 64;
+const FIELD_BYTES: u64 = std::mem::size_of::<FieldV>() as u64;
 
 /// Longest string a computation may build (guards `a + a` doubling).
 const MAX_STRING: usize = 1 << 24;
@@ -140,6 +147,11 @@ struct Vertex<'a> {
     orders: Vec<Vec<VId>>,
     value: Option<Value>,
     evaluating: bool,
+    /// Re-evaluates another vertex for one disjunction alternative: the
+    /// leaves of embeddings are among its conjuncts already.
+    skip_embeds: bool,
+    /// A hidden field (`_x`): not exported, not ranged over, not closed.
+    hidden: bool,
     /// Close node of a definition field's own conjuncts.
     def_node: Option<NodeId>,
 }
@@ -156,6 +168,8 @@ pub struct Evaluator<'a> {
     /// struct and list literals evaluated as values (list elements inside a
     /// definition are closed too).
     closing: Option<NodeId>,
+    /// Meters this evaluation's cost (`budget.rs`) while it lives.
+    _meter: budget::Guard,
 }
 
 pub const ROOT: VId = 0;
@@ -167,6 +181,7 @@ impl<'a> Evaluator<'a> {
         I: IntoIterator<Item = &'a File> + Clone,
     {
         let mut names = HashSet::new();
+        let size: usize = parsed.clone().into_iter().map(|f| f.size).sum();
         for f in parsed.clone() {
             if let ExprKind::Struct(decls) = &f.body.kind {
                 for d in decls {
@@ -188,6 +203,7 @@ impl<'a> Evaluator<'a> {
             closes: CloseTree::default(),
             root_env: 0,
             closing: None,
+            _meter: budget::start(size),
         };
         ev.vs.push(Vertex {
             is_arc: true,
@@ -226,11 +242,13 @@ impl<'a> Evaluator<'a> {
     }
 
     fn new_env(&mut self, parent: Option<EnvId>, kind: EnvKind<'a>) -> EnvId {
+        budget::charge(0, ENV_BYTES);
         self.envs.push(Env { parent, kind });
         self.envs.len() - 1
     }
 
     fn new_vertex(&mut self, parent: VId, label: String, pos: Pos) -> VId {
+        budget::charge(0, VERTEX_BYTES + label.len() as u64);
         self.vs.push(Vertex {
             parent: Some(parent),
             label,
@@ -253,6 +271,7 @@ impl<'a> Evaluator<'a> {
     }
 
     fn add_conj(&mut self, v: VId, c: Conj<'a>) {
+        budget::charge(0, CONJ_BYTES);
         let vx = &mut self.vs[v];
         if vx.pos.is_none() {
             vx.pos = Some(c.expr.pos);
@@ -288,6 +307,11 @@ impl<'a> Evaluator<'a> {
     }
 
     fn enter(&mut self, pos: Pos) -> Result<(), CueError> {
+        if !budget::charge(1, 0) {
+            if let Some(e) = budget::exceeded_at(self.files, pos) {
+                return Err(e);
+            }
+        }
         self.depth += 1;
         if self.depth > MAX_EVAL_DEPTH {
             self.depth -= 1;
@@ -456,6 +480,7 @@ impl<'a> Evaluator<'a> {
             self.shape(p);
         }
         let conjs = self.vs[w].conjs.clone();
+        budget::charge(conjs.len() as u64, CONJ_BYTES * conjs.len() as u64);
         // the referenced conjuncts' close nodes are copied below a fresh
         // node under the referring conjunct's: each reference is checked
         // on its own, inside what refers to it
@@ -510,6 +535,7 @@ impl<'a> Evaluator<'a> {
             return a;
         }
         let a = self.new_vertex(v, name.to_string(), pos);
+        budget::charge(0, ARC_BYTES + name.len() as u64);
         self.vs[a].is_arc = true;
         self.vs[v].arcs.push(a);
         self.vs[v].arc_index.insert(name.to_string(), a);
@@ -531,7 +557,12 @@ impl<'a> Evaluator<'a> {
     }
 
     fn add_struct(&mut self, v: VId, decls: &'a [Decl], c: Conj<'a>) {
-        self.vs[v].is_struct = true;
+        // a literal of only embeddings is what it embeds (`{1}` is 1)
+        let embeds = decls.iter().filter(|d| matches!(d, Decl::Embed(_))).count();
+        let only_embeds = embeds > 0 && decls.iter().all(|d| matches!(d, Decl::Embed(_) | Decl::Let { .. }));
+        if !only_embeds {
+            self.vs[v].is_struct = true;
+        }
         if self.vs[v].struct_pos.is_none() {
             self.vs[v].struct_pos = Some(c.expr.pos);
         }
@@ -560,7 +591,14 @@ impl<'a> Evaluator<'a> {
         if let EnvKind::Struct { lets: l, .. } = &mut self.envs[env].kind {
             *l = lets;
         }
-        let group = c.closed.map(|o| self.group(v, o));
+        // with embeddings the literal needs a node even outside
+        // definitions: what it declares lets the embedded values' fields
+        // be joined by its own (`{#A, b: 1}` admits a and b)
+        let node = match c.closed {
+            None if embeds > 0 => Some(self.closes.add(None, Kind::Plain)),
+            n => n,
+        };
+        let group = node.map(|o| self.group(v, o));
         let mut order = Vec::new();
         for d in decls {
             match d {
@@ -599,8 +637,12 @@ impl<'a> Evaluator<'a> {
                             continue;
                         }
                     };
-                    let is_def = matches!(&f.label, Label::Name { quoted: false, .. }) && name.starts_with('#');
+                    let ident = matches!(&f.label, Label::Name { quoted: false, .. });
+                    let is_def = ident && (name.starts_with('#') || name.starts_with("_#"));
                     let a = self.arc(v, &name, f.label_pos);
+                    if ident && name.starts_with('_') {
+                        self.vs[a].hidden = true;
+                    }
                     order.push(a);
                     if !f.optional {
                         self.vs[a].required = true;
@@ -646,7 +688,26 @@ impl<'a> Evaluator<'a> {
                         self.vs[v].groups[g].open = true;
                     }
                 }
-                Decl::Let { .. } => {}
+                Decl::Embed(_) | Decl::Let { .. } => {}
+            }
+        }
+        // embedded values come after the literal's own fields (the output
+        // order of `cue export`); a vertex re-evaluated for a disjunction
+        // got their leaves already
+        if embeds > 0 && !self.vs[v].skip_embeds {
+            for d in decls {
+                if let Decl::Embed(e) = d {
+                    let closed = node.map(|n| self.closes.add(Some(n), Kind::Embed));
+                    self.expand(
+                        v,
+                        Conj {
+                            expr: e,
+                            env,
+                            closed,
+                            opt: c.opt,
+                        },
+                    );
+                }
             }
         }
         if order.len() > 1 {
@@ -767,7 +828,7 @@ impl<'a> Evaluator<'a> {
         let arcs = self.vs[v].arcs.clone();
         for a in arcs {
             let from = self.vs[a].applied;
-            if from == np || self.vs[a].is_def {
+            if from == np || self.vs[a].is_def || self.vs[a].hidden {
                 continue;
             }
             self.vs[a].applied = np;
@@ -885,7 +946,7 @@ impl<'a> Evaluator<'a> {
                     let arcs = wx.arcs.clone();
                     return Ok(arcs
                         .into_iter()
-                        .filter(|&a| self.vs[a].required && !self.vs[a].is_def)
+                        .filter(|&a| self.vs[a].required && !self.vs[a].is_def && !self.vs[a].hidden)
                         .map(|a| (Value::str(&self.vs[a].label), Target::Vertex(a)))
                         .collect());
                 }
@@ -929,9 +990,6 @@ impl<'a> Evaluator<'a> {
             let m = self.prefixed(v, "cycle in references");
             return self.bottom(pos, m);
         }
-        if self.vs.len() > MAX_VERTICES {
-            return self.bottom(pos, format!("evaluation too large (more than {MAX_VERTICES} values)"));
-        }
         if let Err(e) = self.enter(pos) {
             return Value::Bottom(Rc::new(e));
         }
@@ -962,19 +1020,20 @@ impl<'a> Evaluator<'a> {
         }
         let mut result = if self.vs[v].is_struct {
             let arcs = self.ordered_arcs(v);
+            budget::charge(arcs.len() as u64, FIELD_BYTES * arcs.len() as u64);
             let mut fields = Vec::with_capacity(arcs.len());
             for a in arcs {
                 // optional fields are constraints only: not evaluated (CUE
                 // does not report their errors, and recursive definitions
                 // like `#List: {next?: #List}` stay finite)
-                let mut value = if self.vs[a].required || self.vs[a].is_def {
+                let mut value = if self.vs[a].required || self.vs[a].is_def || self.vs[a].hidden {
                     self.materialize(a)
                 } else {
                     Value::Top
                 };
                 let label = self.vs[a].label.clone();
                 let apos = self.vs[a].pos.unwrap_or_default();
-                if !self.vs[a].is_def {
+                if !self.vs[a].is_def && !self.vs[a].hidden {
                     if let Err(m) = self.allowed(v, &label) {
                         value = self.bottom(apos, self.prefixed(a, &m));
                     }
@@ -983,7 +1042,7 @@ impl<'a> Evaluator<'a> {
                     label,
                     value,
                     optional: !self.vs[a].required,
-                    def: self.vs[a].is_def,
+                    def: self.vs[a].is_def || self.vs[a].hidden,
                     pos: apos,
                 });
             }
@@ -1111,11 +1170,16 @@ impl<'a> Evaluator<'a> {
         let mut alts = Vec::new();
         alternatives(d.expr, false, &mut alts);
         let flat = self.vs[v].flat.clone();
+        let n = (flat.len() * alts.len()) as u64;
+        budget::charge(n, CONJ_BYTES * n);
         let parent = self.vs[v].parent.unwrap_or(v);
         let label = self.vs[v].label.clone();
         let mut vals = Vec::with_capacity(alts.len());
         for (alt, dflt) in alts {
             let t = self.new_vertex(parent, label.clone(), alt.pos);
+            // t re-evaluates v: what v expanded counts for cycles below t
+            self.vs[t].refs = self.vs[v].refs.clone();
+            self.vs[t].skip_embeds = true;
             // the alternative goes last: fields of the other conjuncts come
             // first in the output, as in `cue export`
             for c in &flat {
@@ -1285,11 +1349,17 @@ impl<'a> Evaluator<'a> {
                     if let Some((_, l)) = lets.iter().find(|(n, _)| *n == name) {
                         return Ok(Target::Vertex(*l));
                     }
-                    let declared = decls.iter().any(|d| {
-                        matches!(d, Decl::Field(Field { label: Label::Name { name: n, quoted: false }, .. }) if n == name)
+                    // a field declared here, or the field an alias names
+                    let declared = decls.iter().find_map(|d| match d {
+                        Decl::Field(Field {
+                            label: Label::Name { name: n, quoted },
+                            alias,
+                            ..
+                        }) if (!quoted && n == name) || alias.as_deref() == Some(name) => Some(n.as_str()),
+                        _ => None,
                     });
-                    if declared {
-                        if let Some(&a) = self.vs[*vertex].arc_index.get(name) {
+                    if let Some(label) = declared {
+                        if let Some(&a) = self.vs[*vertex].arc_index.get(label) {
                             return Ok(Target::Vertex(a));
                         }
                     }
@@ -1393,6 +1463,7 @@ impl<'a> Evaluator<'a> {
                 if s.len() > MAX_STRING {
                     return self.bottom(e.pos, format!("string longer than {MAX_STRING} bytes"));
                 }
+                budget::charge(0, 2 * s.len() as u64);
                 Value::str(&s)
             }
             ExprKind::Ident(_) | ExprKind::Select(..) | ExprKind::Index(..) => match self.resolve(e, env, cur) {
@@ -1452,12 +1523,44 @@ impl<'a> Evaluator<'a> {
                     Err(m) => self.bottom(e.pos, m),
                 }
             }
+            ExprKind::Binary(op @ (BinOp::Eq | BinOp::Ne), l, r)
+                if matches!(l.kind, ExprKind::Bottom) || matches!(r.kind, ExprKind::Bottom) =>
+            {
+                let x = if matches!(l.kind, ExprKind::Bottom) { r } else { l };
+                self.exists_test(*op, x, env, cur)
+            }
+            ExprKind::Bottom => self.bottom(e.pos, "explicit error (_|_ literal) in source"),
             ExprKind::Binary(op, l, r) => {
                 let a = self.eval_expr(l, env, cur).default();
                 let b = self.eval_expr(r, env, cur).default();
                 self.binary(*op, a, b, l.pos, r.pos)
             }
         }
+    }
+
+    /// `x == _|_` / `x != _|_`: whether `x` is an error (a missing field
+    /// included). A reference to nothing stays an error, and a value that
+    /// is not concrete yet cannot be decided (incomplete).
+    fn exists_test(&mut self, op: BinOp, x: &'a Expr, env: EnvId, cur: VId) -> Value {
+        // an optional field that nothing made regular does not exist
+        if matches!(x.kind, ExprKind::Ident(_) | ExprKind::Select(..) | ExprKind::Index(..)) {
+            if let Ok(Target::Vertex(w)) = self.resolve(x, env, cur) {
+                self.shape(w);
+                if self.vs[w].is_arc && !self.vs[w].required {
+                    return Value::Bool(op == BinOp::Eq);
+                }
+            }
+        }
+        let v = self.eval_expr(x, env, cur).default();
+        let is_bottom = match &v {
+            Value::Bottom(e) if e.message.starts_with("reference \"") && e.message.ends_with("not found") => return v,
+            Value::Bottom(_) => true,
+            v if is_incomplete(v) => {
+                return self.incomplete(x.pos, format!("incomplete value {} in test against _|_", to_cue(v)))
+            }
+            v => hard_error(v, 0).is_some(),
+        };
+        Value::Bool(is_bottom == (op == BinOp::Eq))
     }
 
     fn collect_alts(&mut self, e: &'a Expr, env: EnvId, cur: VId, out: &mut Vec<(Value, bool)>) {
@@ -1512,6 +1615,10 @@ impl<'a> Evaluator<'a> {
             (UnOp::Ne, Value::Int(_) | Value::Float(_)) => bound(BoundOp::Ne, v, K_NUMBER),
             (UnOp::Ne, Value::Str(_)) => bound(BoundOp::Ne, v, K_STRING),
             (UnOp::Ne, Value::Null) => Value::kind(K_NOT_NULL),
+            (UnOp::Match | UnOp::NotMatch, Value::Str(s)) => match re::compile(s) {
+                Ok(_) => bound(bop(op), v, K_STRING),
+                Err(m) => self.bottom(pos, m),
+            },
             (UnOp::Ne, Value::Bool(_)) => {
                 self.bottom(pos, format!("invalid value {} (type bool) for bound !=", to_cue(&v)))
             }
@@ -1539,6 +1646,8 @@ impl<'a> Evaluator<'a> {
             BinOp::Sub => "-",
             BinOp::Mul => "*",
             BinOp::Div => "/",
+            BinOp::Match => "=~",
+            BinOp::NotMatch => "!~",
             BinOp::Or | BinOp::And => "",
         };
         for (v, p) in [(&a, lpos), (&b, rpos)] {
@@ -1626,6 +1735,7 @@ impl<'a> Evaluator<'a> {
                     if x.len() + y.len() > MAX_STRING {
                         return self.bottom(lpos, format!("string longer than {MAX_STRING} bytes"));
                     }
+                    budget::charge(0, 2 * (x.len() + y.len()) as u64);
                     let mut s = x.to_string();
                     s.push_str(y);
                     Value::str(&s)
@@ -1634,6 +1744,7 @@ impl<'a> Evaluator<'a> {
                     if *n < 0 || (*n as u128) * (s.len() as u128) > MAX_STRING as u128 {
                         return self.bottom(rpos, "string repetition count out of range");
                     }
+                    budget::charge(0, (*n as u64).saturating_mul(2 * s.len() as u64));
                     Value::str(&s.repeat(*n as usize))
                 }
                 (Value::List(_), Value::List(_))
@@ -1650,6 +1761,13 @@ impl<'a> Evaluator<'a> {
                 }
                 float_value(f(&a) / f(&b), self, lpos)
             }
+            BinOp::Match | BinOp::NotMatch => match (&a, &b) {
+                (Value::Str(s), Value::Str(p)) => match re::compile(p) {
+                    Ok(r) => Value::Bool(r.is_match(s) == (op == BinOp::Match)),
+                    Err(m) => self.bottom(rpos, m),
+                },
+                _ => mismatch(self),
+            },
             BinOp::Or | BinOp::And => Value::Top,
         }
     }
@@ -1723,6 +1841,8 @@ fn bop(op: UnOp) -> BoundOp {
         UnOp::Le => BoundOp::Le,
         UnOp::Gt => BoundOp::Gt,
         UnOp::Ge => BoundOp::Ge,
+        UnOp::Match => BoundOp::Match,
+        UnOp::NotMatch => BoundOp::NotMatch,
         _ => BoundOp::Ne,
     }
 }

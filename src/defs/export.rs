@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use crate::defs::budget;
 use crate::defs::error::{CueError, Files, Pos};
 use crate::defs::value::{to_cue, Value};
 
@@ -21,6 +22,10 @@ pub enum Mode {
 }
 
 pub fn export(v: &Value, files: &Files, mode: Mode) -> Result<serde_json::Value, Vec<CueError>> {
+    // an evaluation that ran out of budget reports only that
+    if let Some(e) = budget::error() {
+        return Err(vec![e]);
+    }
     let mut errs = Vec::new();
     let out = walk(v, "", Pos::default(), files, mode, &mut errs, 0);
     if errs.is_empty() {

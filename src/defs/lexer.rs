@@ -24,6 +24,8 @@ pub enum Tok {
     In,
     If,
     Let,
+    /// `_|_`
+    Bottom,
     /// Punctuation and operators, by spelling.
     P(&'static str),
     Comma,
@@ -65,7 +67,7 @@ pub fn lex(src: &str, file: u32, files: &Files) -> Result<Vec<Token>, CueError> 
 fn inserts_comma(t: &Tok) -> bool {
     matches!(
         t,
-        Tok::Ident(_) | Tok::Int(_) | Tok::Float(_) | Tok::Str(_) | Tok::P(")" | "]" | "}" | "...")
+        Tok::Ident(_) | Tok::Int(_) | Tok::Float(_) | Tok::Str(_) | Tok::Bottom | Tok::P(")" | "]" | "}" | "...")
     )
 }
 
@@ -138,10 +140,12 @@ impl Lexer<'_> {
                 return Ok(out);
             }
             let c = self.peek(0);
-            if self.src[self.i..].starts_with(b"_|_") {
-                return Err(self.err(pos, unsupported("bottom (_|_)")));
-            }
-            let tok = if c.is_ascii_alphabetic() || c == b'_' || c == b'$' || c == b'#' {
+            let tok = if self.src[self.i..].starts_with(b"_|_") {
+                for _ in 0..3 {
+                    self.bump();
+                }
+                Tok::Bottom
+            } else if c.is_ascii_alphabetic() || c == b'_' || c == b'$' || c == b'#' {
                 self.ident()
             } else if c.is_ascii_digit() || (c == b'.' && self.peek(1).is_ascii_digit()) {
                 self.number(pos)?
@@ -188,6 +192,10 @@ impl Lexer<'_> {
 
     fn ident(&mut self) -> Tok {
         let start = self.i;
+        // `_#x`: a hidden definition
+        if self.peek(0) == b'_' && self.peek(1) == b'#' {
+            self.bump();
+        }
         self.bump();
         while self.peek(0).is_ascii_alphanumeric() || self.peek(0) == b'_' || self.peek(0) == b'$' {
             self.bump();

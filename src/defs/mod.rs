@@ -54,6 +54,7 @@
 //! into errors), and callers may be on small-stack threads.
 
 mod ast;
+mod budget;
 mod closed;
 mod error;
 mod eval;
@@ -61,6 +62,7 @@ mod export;
 mod lexer;
 mod load;
 mod parser;
+mod re;
 mod service;
 mod value;
 
@@ -258,6 +260,25 @@ pub mod testing {
                 _ => Err(vec![]),
             }
         }
+    }
+
+    /// Evaluates and exports `sources` like [`eval_sources`]; returns the
+    /// work and estimated bytes charged to the evaluation budget and the
+    /// budget's two limits for sources of that size.
+    pub fn cost(sources: &[(String, String)]) -> ((u64, u64), (u64, u64)) {
+        with_stack(|| {
+            let files = Files {
+                names: sources.iter().map(|s| s.0.clone()).collect(),
+            };
+            let size: usize = sources.iter().map(|s| s.1.len()).sum();
+            let Ok(parsed) = parse_all(sources, &files, None) else {
+                return ((0, 0), budget::limits(size));
+            };
+            let mut ev = eval::Evaluator::new(parsed.iter(), &files);
+            let v = ev.materialize(eval::ROOT);
+            let _ = export::export(&v, &files, Mode::Lenient);
+            (budget::used(), budget::limits(size))
+        })
     }
 
     pub fn unify(a: &TestValue, b: &TestValue) -> Result<TestValue, String> {

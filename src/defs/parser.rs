@@ -35,6 +35,7 @@ pub fn parse_file(src: &str, file: u32, files: &Files) -> Result<File, CueError>
     Ok(File {
         name: files.name(Pos { file, line: 0, col: 0 }).to_string(),
         package,
+        size: src.len(),
         body: Expr {
             kind: ExprKind::Struct(decls),
             pos,
@@ -172,8 +173,19 @@ impl Parser<'_> {
         {
             return self.field();
         }
-        if matches!(self.peek(), Tok::Ident(_)) && self.peek_at(1) == &Tok::P("=") {
-            return Err(self.err(pos, unsupported("an alias (X=…)")));
+        if let (Tok::Ident(n), Tok::P("=")) = (self.peek(), self.peek_at(1)) {
+            let alias = n.clone();
+            self.i += 2;
+            let Some(label) = self.try_label()? else {
+                return Err(self.err(pos, unsupported("an alias of a value or embedding (X=expr)")));
+            };
+            return match self.field_rest(label)? {
+                Decl::Field(f) => Ok(Decl::Field(Field {
+                    alias: Some(alias),
+                    ..f
+                })),
+                d => Ok(d),
+            };
         }
         // clone only cheap tokens: identifiers and strings go to `field`
         let head = match self.peek() {
@@ -211,7 +223,6 @@ impl Parser<'_> {
                 }
                 Ok(Decl::Ellipsis(pos))
             }
-            Tok::Ident(_) if self.peek_at(1) == &Tok::P("=") => Err(self.err(pos, unsupported("an alias (X=…)"))),
             _ => self.field(),
         }
     }
@@ -341,10 +352,16 @@ impl Parser<'_> {
                     }
                     k += 1;
                 }
-                if matches!(self.toks.get(k + 1).map(|t| &t.tok), Some(Tok::P(":"))) {
-                    return Err(self.err(pos, unsupported("a dynamic field label (expr):")));
+                let after = |j: usize| self.toks.get(k + j).map(|t| &t.tok);
+                let is_label = matches!(after(1), Some(Tok::P(":")))
+                    || matches!((after(1), after(2)), (Some(Tok::P("?")), Some(Tok::P(":"))));
+                if !is_label {
+                    return Ok(None);
                 }
-                return Ok(None);
+                self.i += 1;
+                let e = self.expr()?;
+                self.expect_p(")")?;
+                Label::Interp(Box::new(e))
             }
             _ => return Ok(None),
         };
@@ -363,9 +380,6 @@ impl Parser<'_> {
         }
         self.i += 1;
         if let Label::Name { name, quoted: false } = &label {
-            if name.starts_with('_') && name != "_" {
-                return Err(self.err(pos, unsupported("a hidden field (_name)")));
-            }
             if name == "_" {
                 return Err(self.err(pos, "cannot use _ as label"));
             }
@@ -378,13 +392,7 @@ impl Parser<'_> {
 
     fn field(&mut self) -> Result<Decl, CueError> {
         let Some(label) = self.try_label()? else {
-            let pos = self.pos();
-            // parse it for a better error when the expression itself is bad
-            let _ = self.expr()?;
-            return Err(self.err(
-                pos,
-                unsupported("an embedded expression (a value not preceded by a label)"),
-            ));
+            return Ok(Decl::Embed(self.expr()?));
         };
         self.field_rest(label)
     }
@@ -403,6 +411,7 @@ impl Parser<'_> {
         };
         self.depth -= 1;
         Ok(Decl::Field(Field {
+            alias: None,
             label,
             label_pos,
             optional,
@@ -432,7 +441,8 @@ impl Parser<'_> {
             "<=" => (BinOp::Le, 5),
             ">" => (BinOp::Gt, 5),
             ">=" => (BinOp::Ge, 5),
-            "=~" | "!~" => return Err(self.err(self.pos(), unsupported("regular expression matching (=~, !~)"))),
+            "=~" => (BinOp::Match, 5),
+            "!~" => (BinOp::NotMatch, 5),
             "+" => (BinOp::Add, 6),
             "-" => (BinOp::Sub, 6),
             "*" => (BinOp::Mul, 7),
@@ -478,9 +488,8 @@ impl Parser<'_> {
             Tok::P(">") => UnOp::Gt,
             Tok::P(">=") => UnOp::Ge,
             Tok::P("!=") => UnOp::Ne,
-            Tok::P("=~") | Tok::P("!~") => {
-                return Err(self.err(pos, unsupported("a regular expression constraint (=~, !~)")))
-            }
+            Tok::P("=~") => UnOp::Match,
+            Tok::P("!~") => UnOp::NotMatch,
             _ => return self.primary(),
         };
         self.i += 1;
@@ -523,9 +532,6 @@ impl Parser<'_> {
                             ))
                         }
                     };
-                    if name.starts_with('_') {
-                        return Err(self.err(e.pos, unsupported("a hidden field (_name)")));
-                    }
                     let pos = e.pos;
                     e = Expr {
                         kind: ExprKind::Select(Box::new(e), name),
@@ -564,9 +570,6 @@ impl Parser<'_> {
                 "true" => ExprKind::Lit(Lit::Bool(true)),
                 "false" => ExprKind::Lit(Lit::Bool(false)),
                 "null" => ExprKind::Lit(Lit::Null),
-                _ if n.starts_with('_') && n != "_" => {
-                    return Err(self.err(pos, unsupported("a hidden identifier (_name)")))
-                }
                 _ => ExprKind::Ident(n),
             },
             Tok::Int(s) => ExprKind::Lit(Lit::Int(self.int(&s, pos)?)),
@@ -575,6 +578,7 @@ impl Parser<'_> {
                 _ => return Err(self.err(pos, unsupported("a float literal outside the 64-bit range"))),
             },
             Tok::Str(parts) => self.string(parts)?,
+            Tok::Bottom => ExprKind::Bottom,
             Tok::P("(") => {
                 let e = self.expr()?;
                 self.expect_p(")")?;

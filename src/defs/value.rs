@@ -7,7 +7,13 @@
 use std::fmt::Write as _;
 use std::rc::Rc;
 
+use crate::defs::budget;
 use crate::defs::error::{CueError, Pos};
+use crate::defs::re;
+
+/// The conflict reported when the evaluation budget ran out (`budget.rs`
+/// replaces it by the positioned error).
+const BUDGET: &str = "evaluation budget exceeded";
 
 /// Largest disjunction a unification may produce; beyond it evaluation
 /// would explode (`(a|b) & (c|d) & …`).
@@ -32,6 +38,10 @@ pub enum BoundOp {
     Gt,
     Ge,
     Ne,
+    /// `=~"re"`: a string containing a match of the expression.
+    Match,
+    /// `!~"re"`
+    NotMatch,
 }
 
 /// A non-concrete scalar: allowed kinds plus bounds, e.g. `int & >0`.
@@ -200,13 +210,22 @@ fn is_ident(s: &str) -> bool {
 
 /// CUE source text of a value (used in messages, `defs export` and tests).
 pub fn to_cue(v: &Value) -> String {
+    to_cue_capped(v, MAX_TEXT)
+}
+
+/// Longest text [`to_cue`] writes (values can be large; texts are for
+/// people).
+const MAX_TEXT: usize = 1 << 20;
+
+/// CUE text of a value, cut off after about `cap` bytes.
+fn to_cue_capped(v: &Value, cap: usize) -> String {
     let mut s = String::new();
-    write_cue(v, &mut s, 0);
+    write_cue(v, &mut s, 0, cap);
     s
 }
 
-fn write_cue(v: &Value, out: &mut String, depth: usize) {
-    if depth > 300 {
+fn write_cue(v: &Value, out: &mut String, depth: usize, cap: usize) {
+    if depth > 300 || out.len() > cap {
         out.push_str("...");
         return;
     }
@@ -235,9 +254,11 @@ fn write_cue(v: &Value, out: &mut String, depth: usize) {
                     BoundOp::Gt => ">",
                     BoundOp::Ge => ">=",
                     BoundOp::Ne => "!=",
+                    BoundOp::Match => "=~",
+                    BoundOp::NotMatch => "!~",
                 };
                 let mut t = String::new();
-                write_cue(bv, &mut t, depth + 1);
+                write_cue(bv, &mut t, depth + 1, cap);
                 parts.push(format!("{o}{t}"));
             }
             out.push_str(&parts.join(" & "));
@@ -257,7 +278,7 @@ fn write_cue(v: &Value, out: &mut String, depth: usize) {
                     out.push('?');
                 }
                 out.push_str(": ");
-                write_cue(&f.value, out, depth + 1);
+                write_cue(&f.value, out, depth + 1, cap);
             }
             out.push('}');
         }
@@ -267,7 +288,7 @@ fn write_cue(v: &Value, out: &mut String, depth: usize) {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                write_cue(e, out, depth + 1);
+                write_cue(e, out, depth + 1, cap);
             }
             if let Some(t) = &l.tail {
                 if !l.elems.is_empty() {
@@ -275,7 +296,7 @@ fn write_cue(v: &Value, out: &mut String, depth: usize) {
                 }
                 out.push_str("...");
                 if *t != Value::Top {
-                    write_cue(t, out, depth + 1);
+                    write_cue(t, out, depth + 1, cap);
                 }
             }
             out.push(']');
@@ -295,7 +316,7 @@ fn write_cue(v: &Value, out: &mut String, depth: usize) {
                 if paren {
                     out.push('(');
                 }
-                write_cue(a, out, depth + 1);
+                write_cue(a, out, depth + 1, cap);
                 if paren {
                     out.push(')');
                 }
@@ -339,13 +360,16 @@ fn bound_ok(op: BoundOp, bound: &Value, v: &Value) -> bool {
     if op == BoundOp::Ne {
         return !equal(v, bound);
     }
+    if let (BoundOp::Match | BoundOp::NotMatch, Value::Str(re), Value::Str(s)) = (op, bound, v) {
+        return re::is_match(re, s) == (op == BoundOp::Match);
+    }
     match compare(v, bound) {
         Some(o) => match op {
             BoundOp::Lt => o == Less,
             BoundOp::Le => o != Greater,
             BoundOp::Gt => o == Greater,
             BoundOp::Ge => o != Less,
-            BoundOp::Ne => true,
+            BoundOp::Ne | BoundOp::Match | BoundOp::NotMatch => true,
         },
         None => false,
     }
@@ -364,7 +388,7 @@ fn conflict(a: &Value, b: &Value) -> Conflict {
 }
 
 fn short(v: &Value) -> String {
-    let s = to_cue(v);
+    let s = to_cue_capped(v, 64);
     if s.len() > 60 {
         match v {
             Value::Struct(_) => "{...}".into(),
@@ -383,6 +407,9 @@ pub fn unify(a: &Value, b: &Value) -> Result<Value, Conflict> {
 }
 
 fn unify_d(a: &Value, b: &Value, depth: usize) -> Result<Value, Conflict> {
+    if !budget::charge(1, 0) {
+        return Err(BUDGET.into());
+    }
     if depth > 400 {
         return Err("value nested too deeply".into());
     }
@@ -524,7 +551,7 @@ fn simplify_bounds(kinds: u8, bounds: &[(BoundOp, Value)]) -> Result<(), Conflic
                     None => Some((v, strict)),
                 }
             }
-            BoundOp::Ne => {}
+            BoundOp::Ne | BoundOp::Match | BoundOp::NotMatch => {}
         }
     }
     let _ = kinds;
@@ -762,6 +789,8 @@ pub fn disjunction(alts: Vec<(Value, bool)>) -> Result<Value, Conflict> {
 }
 
 fn unify_structs(x: &StructV, y: &StructV, depth: usize) -> Result<Value, Conflict> {
+    let n = (x.fields.len() + y.fields.len()) as u64;
+    budget::charge(n, n * std::mem::size_of::<FieldV>() as u64);
     let mut fields = x.fields.clone();
     for f in &y.fields {
         if let Some(e) = fields.iter_mut().find(|e| e.label == f.label) {
@@ -789,6 +818,7 @@ fn unify_structs(x: &StructV, y: &StructV, depth: usize) -> Result<Value, Confli
 
 fn unify_lists(x: &ListV, y: &ListV, depth: usize) -> Result<Value, Conflict> {
     let n = x.elems.len().max(y.elems.len());
+    budget::charge(n as u64, (n * std::mem::size_of::<Value>()) as u64);
     let mut elems = Vec::with_capacity(n);
     for i in 0..n {
         let a = match (x.elems.get(i), &x.tail) {
