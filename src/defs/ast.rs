@@ -45,6 +45,11 @@ pub enum Clause {
         cond: Expr,
         pos: Pos,
     },
+    Let {
+        name: String,
+        value: Expr,
+        pos: Pos,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +78,7 @@ pub enum Lit {
     Int(i64),
     Float(f64),
     Str(String),
+    Bytes(Vec<u8>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -133,6 +139,12 @@ pub enum ExprKind {
     Paren(Box<Expr>),
     /// `_|_`
     Bottom,
+    /// `for … if … let … {…}` as an element of a list literal: yields
+    /// zero or more elements.
+    Comprehension {
+        clauses: Vec<Clause>,
+        body: Box<Expr>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -768,16 +768,105 @@ impl<'a> Evaluator<'a> {
     /// that they unify element-wise with other lists lazily (an element may
     /// refer to a sibling field another list fills in).
     fn add_list(&mut self, v: VId, elems: &'a [Expr], tail: Option<&'a Expr>, c: Conj<'a>) {
+        let elems = match self.list_elems(elems, c.env, v) {
+            Ok(e) => e,
+            Err(e) => {
+                self.vs[v].errors.push(e);
+                return;
+            }
+        };
         self.vs[v].lists.push((elems.len(), tail.is_some(), c.expr.pos));
-        for (i, e) in elems.iter().enumerate() {
+        for (i, &(e, env)) in elems.iter().enumerate() {
             let a = self.arc(v, &i.to_string(), e.pos);
             self.vs[a].required = true;
-            self.add_conj(a, Conj { expr: e, ..c });
+            self.add_conj(a, Conj { expr: e, env, ..c });
         }
         if let Some(t) = tail {
             self.vs[v].tails.push((elems.len(), Conj { expr: t, ..c }));
         }
         self.vs[v].dirty = true;
+    }
+
+    /// The elements of a list literal with its comprehensions run: each
+    /// element expression with the scope it is evaluated in.
+    fn list_elems(&mut self, elems: &'a [Expr], env: EnvId, v: VId) -> Result<Vec<(&'a Expr, EnvId)>, CueError> {
+        let mut out = Vec::with_capacity(elems.len());
+        for e in elems {
+            match &e.kind {
+                ExprKind::Comprehension { clauses, body } => {
+                    let mut envs = Vec::new();
+                    self.yields(clauses, env, v, &mut envs)?;
+                    out.extend(envs.into_iter().map(|en| (&**body, en)));
+                }
+                _ => out.push((e, env)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs comprehension clauses for a list: one scope per yielded element.
+    fn yields(&mut self, clauses: &'a [Clause], env: EnvId, v: VId, out: &mut Vec<EnvId>) -> Result<(), CueError> {
+        let Some((first, rest)) = clauses.split_first() else {
+            budget::charge(1, ENV_BYTES);
+            out.push(env);
+            return Ok(());
+        };
+        match first {
+            Clause::If { cond, pos } => match self.eval_expr(cond, env, v).default() {
+                Value::Bool(true) => self.yields(rest, env, v, out),
+                Value::Bool(false) => Ok(()),
+                Value::Bottom(e) => Err((*e).clone()),
+                other if is_incomplete(&other) => Err(self
+                    .files
+                    .incomplete(*pos, format!("incomplete condition: {}", to_cue(&other)))),
+                other => Err(self.err(*pos, format!("cannot use {} as bool in if clause", to_cue(&other)))),
+            },
+            Clause::Let { name, value, .. } => {
+                let val = self.eval_expr(value, env, v);
+                let e2 = self.new_env(
+                    Some(env),
+                    EnvKind::Bind {
+                        name,
+                        target: Target::Value(val),
+                    },
+                );
+                self.yields(rest, e2, v, out)
+            }
+            Clause::For {
+                key,
+                value,
+                source,
+                pos,
+            } => {
+                let items = self.for_items(source, env, v, *pos)?;
+                for (k, val) in items {
+                    let e2 = self.bind_for(env, key.as_deref(), value, k, val);
+                    self.yields(rest, e2, v, out)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The scope of one iteration of a `for` clause.
+    fn bind_for(&mut self, env: EnvId, key: Option<&'a str>, value: &'a str, k: Value, val: Target) -> EnvId {
+        let mut e2 = env;
+        if let Some(k_name) = key {
+            e2 = self.new_env(
+                Some(e2),
+                EnvKind::Bind {
+                    name: k_name,
+                    target: Target::Value(k),
+                },
+            );
+        }
+        self.new_env(
+            Some(e2),
+            EnvKind::Bind {
+                name: value,
+                target: val,
+            },
+        )
     }
 
     fn apply_tails(&mut self, v: VId) {
@@ -891,6 +980,17 @@ impl<'a> Evaluator<'a> {
                     self.vs[v].errors.push(e);
                 }
             },
+            Clause::Let { name, value, .. } => {
+                let val = self.eval_expr(value, env, v);
+                let e2 = self.new_env(
+                    Some(env),
+                    EnvKind::Bind {
+                        name,
+                        target: Target::Value(val),
+                    },
+                );
+                self.run_clauses(v, rest, body, e2, closed);
+            }
             Clause::For {
                 key,
                 value,
@@ -905,23 +1005,7 @@ impl<'a> Evaluator<'a> {
                     }
                 };
                 for (k, val) in items {
-                    let mut e2 = env;
-                    if let Some(k_name) = key {
-                        e2 = self.new_env(
-                            Some(e2),
-                            EnvKind::Bind {
-                                name: k_name,
-                                target: Target::Value(k),
-                            },
-                        );
-                    }
-                    e2 = self.new_env(
-                        Some(e2),
-                        EnvKind::Bind {
-                            name: value,
-                            target: val,
-                        },
-                    );
+                    let e2 = self.bind_for(env, key.as_deref(), value, k, val);
                     self.run_clauses(v, rest, body, e2, closed);
                 }
             }
@@ -1386,7 +1470,7 @@ impl<'a> Evaluator<'a> {
             "float" => Value::kind(K_FLOAT),
             "number" => Value::kind(K_NUMBER),
             "bool" => Value::kind(K_BOOL),
-            "bytes" => return Err(self.err(pos, unsupported("the bytes type"))),
+            "bytes" => Value::kind(K_BYTES),
             "len" | "close" | "and" | "or" | "div" | "mod" | "quo" | "rem" => {
                 return Err(self.err(pos, unsupported(&format!("the builtin {name}"))))
             }
@@ -1432,6 +1516,7 @@ impl<'a> Evaluator<'a> {
                 Lit::Int(i) => Value::Int(*i),
                 Lit::Float(f) => Value::Float(*f),
                 Lit::Str(s) => Value::str(s),
+                Lit::Bytes(b) => Value::Bytes(Rc::from(b.as_slice())),
             },
             ExprKind::Interp(parts) => {
                 let mut s = String::new();
@@ -1472,8 +1557,12 @@ impl<'a> Evaluator<'a> {
             },
             ExprKind::Struct(_) => self.temp(e, env, cur, String::new()),
             ExprKind::List { elems, tail } => {
+                let elems = match self.list_elems(elems, env, cur) {
+                    Ok(e) => e,
+                    Err(err) => return Value::Bottom(Rc::new(err)),
+                };
                 let mut out = Vec::with_capacity(elems.len());
-                for (i, x) in elems.iter().enumerate() {
+                for (i, (x, env)) in elems.into_iter().enumerate() {
                     let v = self.temp(x, env, cur, i.to_string());
                     if let Value::Bottom(_) = v {
                         return v;
@@ -1530,6 +1619,7 @@ impl<'a> Evaluator<'a> {
                 self.exists_test(*op, x, env, cur)
             }
             ExprKind::Bottom => self.bottom(e.pos, "explicit error (_|_ literal) in source"),
+            ExprKind::Comprehension { .. } => self.bottom(e.pos, "a comprehension is only allowed in a list or struct"),
             ExprKind::Binary(op, l, r) => {
                 let a = self.eval_expr(l, env, cur).default();
                 let b = self.eval_expr(r, env, cur).default();
@@ -1740,6 +1830,13 @@ impl<'a> Evaluator<'a> {
                     s.push_str(y);
                     Value::str(&s)
                 }
+                (Value::Bytes(x), Value::Bytes(y)) if op == BinOp::Add => {
+                    if x.len() + y.len() > MAX_STRING {
+                        return self.bottom(lpos, format!("bytes longer than {MAX_STRING} bytes"));
+                    }
+                    budget::charge(0, 2 * (x.len() + y.len()) as u64);
+                    Value::Bytes(x.iter().chain(y.iter()).copied().collect())
+                }
                 (Value::Str(s), Value::Int(n)) | (Value::Int(n), Value::Str(s)) if op == BinOp::Mul => {
                     if *n < 0 || (*n as u128) * (s.len() as u128) > MAX_STRING as u128 {
                         return self.bottom(rpos, "string repetition count out of range");
@@ -1829,7 +1926,10 @@ fn needs_vertices(e: &Expr) -> bool {
         }
         match &a.kind {
             ExprKind::Struct(_) | ExprKind::Select(..) | ExprKind::Index(..) | ExprKind::Binary(BinOp::And, ..) => true,
-            ExprKind::Ident(n) => !matches!(n.as_str(), "string" | "int" | "float" | "number" | "bool" | "_"),
+            ExprKind::Ident(n) => !matches!(
+                n.as_str(),
+                "string" | "int" | "float" | "number" | "bool" | "bytes" | "_"
+            ),
             _ => false,
         }
     })

@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+use base64::Engine as _;
+
 use crate::defs::budget;
 use crate::defs::error::{CueError, Files, Pos};
 use crate::defs::value::{to_cue, Value};
@@ -66,6 +68,8 @@ fn walk(
         Value::Int(i) => J::from(*i),
         Value::Float(f) => serde_json::Number::from_f64(*f).map(J::Number).unwrap_or(J::Null),
         Value::Str(s) => J::String(s.to_string()),
+        // as `cue export` does: standard base64
+        Value::Bytes(b) => J::String(base64::engine::general_purpose::STANDARD.encode(b)),
         // a template hole that depends on another hole
         Value::Bottom(e) if e.incomplete && mode == Mode::Lenient => J::String("<incomplete>".into()),
         Value::Bottom(e) => {

@@ -68,6 +68,7 @@ fn tok_desc(t: &Tok) -> String {
         Tok::Ident(s) => format!("identifier {s}"),
         Tok::Int(s) | Tok::Float(s) => format!("number {s}"),
         Tok::Str(_) => "string".into(),
+        Tok::Bytes(_) => "bytes".into(),
         Tok::P(p) => format!("'{p}'"),
         Tok::Comma => "',' or newline".into(),
         Tok::Eof => "end of file".into(),
@@ -258,7 +259,13 @@ impl Parser<'_> {
                     let cond = self.expr()?;
                     clauses.push(Clause::If { cond, pos });
                 }
-                Tok::Let => return Err(self.err(pos, unsupported("let in a comprehension clause"))),
+                Tok::Let if !clauses.is_empty() => {
+                    self.i += 1;
+                    let name = self.ident_name("identifier after let")?;
+                    self.expect_p("=")?;
+                    let value = self.expr()?;
+                    clauses.push(Clause::Let { name, value, pos });
+                }
                 _ => return Ok(clauses),
             }
         }
@@ -579,6 +586,7 @@ impl Parser<'_> {
             },
             Tok::Str(parts) => self.string(parts)?,
             Tok::Bottom => ExprKind::Bottom,
+            Tok::Bytes(b) => ExprKind::Lit(Lit::Bytes(b)),
             Tok::P("(") => {
                 let e = self.expr()?;
                 self.expect_p(")")?;
@@ -663,7 +671,25 @@ impl Parser<'_> {
                     break;
                 }
                 Tok::For | Tok::If => {
-                    return Err(self.err(self.pos(), unsupported("a list comprehension")));
+                    let pos = self.pos();
+                    let clauses = self.clauses()?;
+                    if !self.is_p("{") {
+                        return Err(self.unexpected("'{' after comprehension clauses"));
+                    }
+                    let body = self.operand()?;
+                    elems.push(Expr {
+                        kind: ExprKind::Comprehension {
+                            clauses,
+                            body: Box::new(body),
+                        },
+                        pos,
+                    });
+                    match self.peek() {
+                        Tok::Comma => self.i += 1,
+                        Tok::P("]") => {}
+                        _ => return Err(self.unexpected("',' or ']'")),
+                    }
+                    continue;
                 }
                 Tok::P("...") => {
                     let pos = self.next().pos;

@@ -26,8 +26,9 @@ pub const K_FLOAT: u8 = 8;
 pub const K_STRING: u8 = 16;
 pub const K_STRUCT: u8 = 32;
 pub const K_LIST: u8 = 64;
+pub const K_BYTES: u8 = 128;
 pub const K_NUMBER: u8 = K_INT | K_FLOAT;
-pub const K_ALL: u8 = 127;
+pub const K_ALL: u8 = 255;
 /// Everything but null: the kinds `!=null` admits.
 pub const K_NOT_NULL: u8 = K_ALL & !K_NULL;
 
@@ -84,6 +85,7 @@ pub enum Value {
     Int(i64),
     Float(f64),
     Str(Rc<str>),
+    Bytes(Rc<[u8]>),
     Basic(Rc<Basic>),
     Struct(Rc<StructV>),
     List(Rc<ListV>),
@@ -116,6 +118,7 @@ impl Value {
             Value::Int(_) => K_INT,
             Value::Float(_) => K_FLOAT,
             Value::Str(_) => K_STRING,
+            Value::Bytes(_) => K_BYTES,
             Value::Struct(_) => K_STRUCT,
             Value::List(_) => K_LIST,
             _ => 0,
@@ -141,7 +144,7 @@ impl Value {
     pub fn is_concrete_scalar(&self) -> bool {
         matches!(
             self,
-            Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::Str(_)
+            Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::Str(_) | Value::Bytes(_)
         )
     }
 }
@@ -153,6 +156,7 @@ fn kind_name(k: u8) -> String {
         (K_INT, "int"),
         (K_FLOAT, "float"),
         (K_STRING, "string"),
+        (K_BYTES, "bytes"),
         (K_STRUCT, "struct"),
         (K_LIST, "list"),
     ];
@@ -188,6 +192,25 @@ pub fn fmt_float(f: f64) -> String {
     } else {
         format!("{s}.0")
     }
+}
+
+/// CUE text of a bytes value: `'…'` with escapes.
+pub fn quote_bytes(b: &[u8]) -> String {
+    let mut s = String::from("'");
+    for &c in b {
+        match c {
+            b'\'' => s.push_str("\\'"),
+            b'\\' => s.push_str("\\\\"),
+            b'\n' => s.push_str("\\n"),
+            b'\t' => s.push_str("\\t"),
+            0x20..=0x7e => s.push(c as char),
+            _ => {
+                let _ = write!(s, "\\x{c:02x}");
+            }
+        }
+    }
+    s.push('\'');
+    s
 }
 
 pub fn quote(s: &str) -> String {
@@ -241,6 +264,7 @@ fn write_cue(v: &Value, out: &mut String, depth: usize, cap: usize) {
         }
         Value::Float(f) => out.push_str(&fmt_float(*f)),
         Value::Str(s) => out.push_str(&quote(s)),
+        Value::Bytes(b) => out.push_str(&quote_bytes(b)),
         Value::Basic(b) => {
             let mut parts = Vec::new();
             let implied = b.bounds.iter().fold(0u8, |k, (_, v)| k | bound_kinds(v));
@@ -341,6 +365,7 @@ pub fn compare(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
         (Value::Float(x), Value::Int(y)) => x.partial_cmp(&(*y as f64)),
         (Value::Float(x), Value::Float(y)) => x.partial_cmp(y),
         (Value::Str(x), Value::Str(y)) => Some(x.cmp(y)),
+        (Value::Bytes(x), Value::Bytes(y)) => Some(x.cmp(y)),
         _ => None,
     }
 }
