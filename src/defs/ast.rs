@@ -9,8 +9,18 @@ pub struct File {
     pub package: Option<(String, Pos)>,
     /// Length of the source text in bytes (sizes the evaluation budget).
     pub size: usize,
+    pub imports: Vec<Import>,
     /// The file's declarations as one struct literal (the package's root).
     pub body: Expr,
+}
+
+/// `import name "path"`: `name` (default: the path's last element, or
+/// the `:pkg` qualifier) refers to the package in this file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Import {
+    pub name: String,
+    pub path: String,
+    pub pos: Pos,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -145,6 +155,8 @@ pub enum ExprKind {
         clauses: Vec<Clause>,
         body: Box<Expr>,
     },
+    /// `f(args…)`: a builtin function.
+    Call(Box<Expr>, Vec<Expr>),
 }
 
 #[derive(Debug, Clone, PartialEq)]

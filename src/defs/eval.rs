@@ -22,6 +22,7 @@ use std::rc::Rc;
 
 use crate::defs::ast::*;
 use crate::defs::budget;
+use crate::defs::builtins::{self, CallError, Func};
 use crate::defs::closed::{CloseTree, Group, Kind, NodeId};
 use crate::defs::error::{unsupported, CueError, Files, Pos};
 use crate::defs::re;
@@ -60,6 +61,10 @@ struct Conj<'a> {
 enum Target {
     Vertex(VId),
     Value(Value),
+    /// An imported standard-library package (`strings`).
+    Package(&'static str),
+    /// A builtin function, to be called.
+    Func(Func),
 }
 
 enum EnvKind<'a> {
@@ -76,6 +81,8 @@ enum EnvKind<'a> {
         name: &'a str,
         target: Target,
     },
+    /// The imports of one file.
+    Imports(Vec<(&'a str, &'static str)>),
 }
 
 struct Env<'a> {
@@ -211,7 +218,7 @@ impl<'a> Evaluator<'a> {
         });
         ev.root_env = ev.new_env(None, EnvKind::Package { vertex: ROOT, names });
         for f in parsed {
-            let env = ev.root_env;
+            let env = ev.file_env(f);
             ev.add_conj(
                 ROOT,
                 Conj {
@@ -229,7 +236,7 @@ impl<'a> Evaluator<'a> {
     /// top-level fields must already exist, e.g. `services`); vertices that
     /// receive its conjuncts are re-evaluated.
     pub fn add_file(&mut self, f: &'a File) {
-        let env = self.root_env;
+        let env = self.file_env(f);
         self.add_conj(
             ROOT,
             Conj {
@@ -239,6 +246,21 @@ impl<'a> Evaluator<'a> {
                 opt: false,
             },
         );
+    }
+
+    /// The scope of a file's declarations: the package, plus its imports
+    /// (checked by `parse_all`: only the subset's packages get here).
+    fn file_env(&mut self, f: &'a File) -> EnvId {
+        let imports: Vec<(&'a str, &'static str)> = f
+            .imports
+            .iter()
+            .filter_map(|i| builtins::package(&i.path).map(|p| (i.name.as_str(), p)))
+            .collect();
+        if imports.is_empty() {
+            self.root_env
+        } else {
+            self.new_env(Some(self.root_env), EnvKind::Imports(imports))
+        }
     }
 
     fn new_env(&mut self, parent: Option<EnvId>, kind: EnvKind<'a>) -> EnvId {
@@ -414,6 +436,10 @@ impl<'a> Evaluator<'a> {
                 Ok(Target::Value(val)) => {
                     self.record_leaf(v, c);
                     self.accumulate(v, val, c.expr.pos)
+                }
+                Ok(Target::Package(_) | Target::Func(_)) => {
+                    let e = self.err(c.expr.pos, "cannot use a package or function as a value");
+                    self.vs[v].errors.push(e);
                 }
                 Err(e) => self.vs[v].errors.push(e),
             },
@@ -1037,6 +1063,9 @@ impl<'a> Evaluator<'a> {
                 self.materialize(w)
             }
             Target::Value(val) => val,
+            Target::Package(_) | Target::Func(_) => {
+                return Err(self.err(pos, "cannot range over a package or function"))
+            }
         };
         match val.default() {
             Value::Struct(s) => Ok(s
@@ -1395,12 +1424,26 @@ impl<'a> Evaluator<'a> {
 
     fn target_value(&mut self, t: Target) -> Value {
         match t {
+            Target::Package(p) => self.bottom(Pos::default(), format!("cannot use package {p} as a value")),
+            Target::Func(f) => self.bottom(Pos::default(), format!("cannot use function {} as a value", f.name)),
             Target::Vertex(w) => self.materialize(w),
             Target::Value(v) => v,
         }
     }
 
     fn select(&mut self, t: Target, name: &str, pos: Pos) -> Result<Target, CueError> {
+        if let Target::Package(p) = t {
+            if let Some(v) = builtins::constant(p, name) {
+                return Ok(Target::Value(v));
+            }
+            return match builtins::func(p, name) {
+                Some(f) => Ok(Target::Func(f)),
+                None => Err(self.err(
+                    pos,
+                    unsupported(&format!("{p}.{name} (not among the subset's builtins)")),
+                )),
+            };
+        }
         if let Target::Vertex(w) = t {
             self.shape(w);
             let wx = &self.vs[w];
@@ -1460,6 +1503,11 @@ impl<'a> Evaluator<'a> {
                         return Ok(target.clone());
                     }
                 }
+                EnvKind::Imports(list) => {
+                    if let Some((_, p)) = list.iter().find(|(n, _)| *n == name) {
+                        return Ok(Target::Package(p));
+                    }
+                }
             }
             cur = self.envs[id].parent;
         }
@@ -1472,7 +1520,10 @@ impl<'a> Evaluator<'a> {
             "bool" => Value::kind(K_BOOL),
             "bytes" => Value::kind(K_BYTES),
             "len" | "close" | "and" | "or" | "div" | "mod" | "quo" | "rem" => {
-                return Err(self.err(pos, unsupported(&format!("the builtin {name}"))))
+                return match builtins::func("", name) {
+                    Some(f) => Ok(Target::Func(f)),
+                    None => Err(self.err(pos, format!("reference \"{name}\" not found"))),
+                };
             }
             _ => return Err(self.err(pos, format!("reference \"{name}\" not found"))),
         };
@@ -1552,9 +1603,12 @@ impl<'a> Evaluator<'a> {
                 Value::str(&s)
             }
             ExprKind::Ident(_) | ExprKind::Select(..) | ExprKind::Index(..) => match self.resolve(e, env, cur) {
+                Ok(Target::Package(p)) => self.bottom(e.pos, format!("cannot use package {p} as a value")),
+                Ok(Target::Func(f)) => self.bottom(e.pos, format!("cannot use function {} as a value", f.name)),
                 Ok(t) => self.target_value(t),
                 Err(err) => Value::Bottom(Rc::new(err)),
             },
+            ExprKind::Call(callee, args) => self.call(e, callee, args, env, cur),
             ExprKind::Struct(_) => self.temp(e, env, cur, String::new()),
             ExprKind::List { elems, tail } => {
                 let elems = match self.list_elems(elems, env, cur) {
@@ -1651,6 +1705,37 @@ impl<'a> Evaluator<'a> {
             v => hard_error(v, 0).is_some(),
         };
         Value::Bool(is_bottom == (op == BinOp::Eq))
+    }
+
+    /// A call of a builtin: the arguments are evaluated, then the builtin.
+    fn call(&mut self, e: &'a Expr, callee: &'a Expr, args: &'a [Expr], env: EnvId, cur: VId) -> Value {
+        let f = match &callee.kind {
+            ExprKind::Ident(_) | ExprKind::Select(..) => match self.resolve(callee, env, cur) {
+                Ok(Target::Func(f)) => f,
+                Ok(_) => return self.bottom(callee.pos, "cannot call a value that is not a function"),
+                Err(err) => return Value::Bottom(Rc::new(err)),
+            },
+            _ => return self.bottom(callee.pos, "cannot call a value that is not a function"),
+        };
+        let mut vals = Vec::with_capacity(args.len());
+        for a in args {
+            let v = self.eval_expr(a, env, cur);
+            if let Value::Bottom(_) = v {
+                return v;
+            }
+            vals.push(v);
+        }
+        budget::charge(vals.len() as u64 + 1, 0);
+        let what = if f.pkg.is_empty() {
+            f.name.to_string()
+        } else {
+            format!("{}.{}", f.pkg.rsplit('/').next().unwrap_or(f.pkg), f.name)
+        };
+        match builtins::call(f, &vals) {
+            Ok(v) => v,
+            Err(CallError::Incomplete(m)) => self.incomplete(e.pos, format!("error in call to {what}: {m}")),
+            Err(CallError::Bad(m)) => self.bottom(e.pos, format!("error in call to {what}: {m}")),
+        }
     }
 
     fn collect_alts(&mut self, e: &'a Expr, env: EnvId, cur: VId, out: &mut Vec<(Value, bool)>) {

@@ -55,6 +55,7 @@
 
 mod ast;
 mod budget;
+mod builtins;
 mod closed;
 mod error;
 mod eval;
@@ -112,6 +113,20 @@ pub(crate) fn parse_all(
     }
     if !errs.is_empty() {
         return Err(errs);
+    }
+    // imports: the subset's standard-library packages
+    for f in &parsed {
+        for i in &f.imports {
+            if builtins::package(&i.path).is_none() {
+                errs.push(files.err(
+                    i.pos,
+                    crate::defs::error::unsupported(&format!(
+                        "importing {:?} (not a standard-library package of the subset)",
+                        i.path
+                    )),
+                ));
+            }
+        }
     }
     let expected: Option<String> = match want_package {
         Some(p) => Some(p.to_string()),

@@ -30,12 +30,14 @@ pub fn parse_file(src: &str, file: u32, files: &Files) -> Result<File, CueError>
         }
         p.end_decl()?;
     }
+    let imports = p.imports()?;
     let pos = p.pos();
     let decls = p.decls(true)?;
     Ok(File {
         name: files.name(Pos { file, line: 0, col: 0 }).to_string(),
         package,
         size: src.len(),
+        imports,
         body: Expr {
             kind: ExprKind::Struct(decls),
             pos,
@@ -148,6 +150,63 @@ impl Parser<'_> {
         }
     }
 
+    /// `import "p"`, `import n "p"`, `import ( … )` before the declarations.
+    fn imports(&mut self) -> Result<Vec<Import>, CueError> {
+        let mut out = Vec::new();
+        while self.peek() == &Tok::Import {
+            self.i += 1;
+            if self.is_p("(") {
+                self.i += 1;
+                loop {
+                    match self.peek() {
+                        Tok::Comma => self.i += 1,
+                        Tok::P(")") => {
+                            self.i += 1;
+                            break;
+                        }
+                        _ => {
+                            out.push(self.import_spec()?);
+                            if !matches!(self.peek(), Tok::Comma | Tok::P(")")) {
+                                return Err(self.unexpected("',' or ')'"));
+                            }
+                        }
+                    }
+                }
+            } else {
+                out.push(self.import_spec()?);
+            }
+            self.end_decl()?;
+        }
+        Ok(out)
+    }
+
+    fn import_spec(&mut self) -> Result<Import, CueError> {
+        let pos = self.pos();
+        let alias = match self.peek().clone() {
+            Tok::Ident(n) => {
+                self.i += 1;
+                Some(n)
+            }
+            _ => None,
+        };
+        let path = match self.next() {
+            Token { tok: Tok::Str(p), pos } => match p.as_slice() {
+                [StrPart::Lit(s)] => s.clone(),
+                _ => return Err(self.err(pos, "import path must be a plain string")),
+            },
+            t => return Err(self.err(t.pos, format!("expected import path, found {}", tok_desc(&t.tok)))),
+        };
+        // `module/path:pkg` names package pkg; otherwise the last element
+        let name = match alias {
+            Some(a) => a,
+            None => match path.rsplit_once(':') {
+                Some((_, q)) => q.to_string(),
+                None => path.rsplit('/').next().unwrap_or(&path).to_string(),
+            },
+        };
+        Ok(Import { name, path, pos })
+    }
+
     fn decls(&mut self, top: bool) -> Result<Vec<Decl>, CueError> {
         let mut out = Vec::new();
         loop {
@@ -194,7 +253,7 @@ impl Parser<'_> {
             _ => Tok::Eof,
         };
         match head {
-            Tok::Import => Err(self.err(pos, unsupported("import"))),
+            Tok::Import => Err(self.err(pos, "imports must come before the other declarations")),
             Tok::Package => Err(self.err(pos, "package clause must be the first declaration")),
             Tok::Let => {
                 self.i += 1;
@@ -562,7 +621,28 @@ impl Parser<'_> {
                     };
                 }
                 Tok::P("(") => {
-                    return Err(self.err(e.pos, unsupported("calling a function or builtin")));
+                    self.i += 1;
+                    let mut args = Vec::new();
+                    loop {
+                        match self.peek() {
+                            Tok::P(")") => {
+                                self.i += 1;
+                                break;
+                            }
+                            Tok::Comma => self.i += 1,
+                            _ => {
+                                args.push(self.expr()?);
+                                if !matches!(self.peek(), Tok::Comma | Tok::P(")")) {
+                                    return Err(self.unexpected("',' or ')'"));
+                                }
+                            }
+                        }
+                    }
+                    let pos = e.pos;
+                    e = Expr {
+                        kind: ExprKind::Call(Box::new(e), args),
+                        pos,
+                    };
                 }
                 _ => return Ok(e),
             }
