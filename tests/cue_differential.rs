@@ -83,6 +83,20 @@ fn has_float(v: &serde_json::Value) -> bool {
     }
 }
 
+/// `-t k=v …` for a file whose first line is `// tags: k=v …` (as
+/// `reference.js` does).
+fn tag_args(file: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let first = text.lines().next().unwrap_or("");
+    match first.strip_prefix("// tags: ") {
+        Some(tags) => tags
+            .split_whitespace()
+            .flat_map(|t| ["-t".to_string(), t.to_string()])
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
 #[test]
 fn cue_differential() {
     let dir = reference_dir();
@@ -119,6 +133,7 @@ fn cue_differential() {
         let ours = Command::new(env!("CARGO_BIN_EXE_substrate"))
             .current_dir(&corpus)
             .args(["defs", "eval", f])
+            .args(tag_args(&corpus.join(f)))
             .output()
             .expect("run substrate defs eval");
         let stderr = String::from_utf8_lossy(&ours.stderr).into_owned();

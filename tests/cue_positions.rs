@@ -71,8 +71,20 @@ fn failing_builtin_call_points_at_the_call() {
 }
 
 #[test]
-fn attribute_is_not_supported() {
-    check("a: 1 @go(A)\n", 1, 6, "attribute");
+fn malformed_attribute() {
+    check("a: 1 @go\n", 1, 6, "malformed attribute");
+}
+
+#[test]
+fn tag_value_of_the_wrong_type_points_at_the_attribute() {
+    let mut tags = std::collections::BTreeMap::new();
+    tags.insert("port".to_string(), "abc".to_string());
+    let errs = substrate::defs::eval_sources_tagged(
+        &[("t.cue".to_string(), "port: int | *80 @tag(port,type=int)\n".to_string())],
+        &tags,
+    )
+    .unwrap_err();
+    assert_eq!(errs[0].to_string(), "t.cue:1:17: @tag(port): \"abc\" is not an int");
 }
 
 #[test]

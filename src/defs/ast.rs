@@ -40,7 +40,11 @@ pub struct Field {
     pub label: Label,
     pub label_pos: Pos,
     pub optional: bool,
+    /// `name!:`: must be made regular by some other declaration.
+    pub required: bool,
     pub value: Expr,
+    /// Attributes after the value: (name, body, position).
+    pub attrs: Vec<(String, String, Pos)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

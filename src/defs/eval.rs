@@ -157,6 +157,8 @@ struct Vertex<'a> {
     /// Re-evaluates another vertex for one disjunction alternative: the
     /// leaves of embeddings are among its conjuncts already.
     skip_embeds: bool,
+    /// Declared `name!:`: an error unless some declaration makes it regular.
+    must: bool,
     /// A hidden field (`_x`): not exported, not ranged over, not closed.
     hidden: bool,
     /// Close node of a definition field's own conjuncts.
@@ -670,7 +672,9 @@ impl<'a> Evaluator<'a> {
                         self.vs[a].hidden = true;
                     }
                     order.push(a);
-                    if !f.optional {
+                    if f.required {
+                        self.vs[a].must = true;
+                    } else if !f.optional {
                         self.vs[a].required = true;
                     }
                     let closed = if is_def {
@@ -1141,6 +1145,12 @@ impl<'a> Evaluator<'a> {
                 // like `#List: {next?: #List}` stay finite)
                 let mut value = if self.vs[a].required || self.vs[a].is_def || self.vs[a].hidden {
                     self.materialize(a)
+                } else if self.vs[a].must {
+                    // incomplete: another declaration may still provide it
+                    // (and definitions do not report it)
+                    let apos = self.vs[a].pos.unwrap_or_default();
+                    let m = self.prefixed(a, "field is required but not present");
+                    self.incomplete(apos, m)
                 } else {
                     Value::Top
                 };
@@ -1154,7 +1164,7 @@ impl<'a> Evaluator<'a> {
                 fields.push(FieldV {
                     label,
                     value,
-                    optional: !self.vs[a].required,
+                    optional: !self.vs[a].required && !self.vs[a].must,
                     def: self.vs[a].is_def || self.vs[a].hidden,
                     pos: apos,
                 });

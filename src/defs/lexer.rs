@@ -28,6 +28,8 @@ pub enum Tok {
     Let,
     /// `_|_`
     Bottom,
+    /// `@name(body)`: an attribute (body without the parentheses).
+    Attr(String, String),
     /// Punctuation and operators, by spelling.
     P(&'static str),
     Comma,
@@ -75,6 +77,7 @@ fn inserts_comma(t: &Tok) -> bool {
             | Tok::Str(_)
             | Tok::Bytes(_)
             | Tok::Bottom
+            | Tok::Attr(..)
             | Tok::P(")" | "]" | "}" | "...")
     )
 }
@@ -169,7 +172,7 @@ impl Lexer<'_> {
             } else if c == b'\'' {
                 self.string(pos, 0, b'\'')?
             } else if c == b'@' {
-                return Err(self.err(pos, unsupported("an attribute (@…)")));
+                self.attribute(pos)?
             } else if c == b'`' {
                 return Err(self.err(pos, "illegal character '`'"));
             } else {
@@ -203,6 +206,49 @@ impl Lexer<'_> {
             };
             out.push(Token { tok, pos });
         }
+    }
+
+    /// `@name(…)`, parentheses balanced, strings skipped whole.
+    fn attribute(&mut self, pos: Pos) -> Result<Tok, CueError> {
+        self.bump();
+        let start = self.i;
+        while self.peek(0).is_ascii_alphanumeric() || self.peek(0) == b'_' {
+            self.bump();
+        }
+        let name = String::from_utf8_lossy(&self.src[start..self.i]).into_owned();
+        if name.is_empty() || self.peek(0) != b'(' {
+            return Err(self.err(pos, "malformed attribute: expected @name(…)"));
+        }
+        self.bump();
+        let body_start = self.i;
+        let mut depth = 1usize;
+        loop {
+            match self.peek(0) {
+                0 if self.i >= self.src.len() => return Err(self.err(pos, "attribute not terminated")),
+                b'\n' => return Err(self.err(pos, "attribute not terminated")),
+                b'(' => depth += 1,
+                b')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                b'"' => {
+                    self.bump();
+                    while !matches!(self.peek(0), b'"' | b'\n') && self.i < self.src.len() {
+                        if self.peek(0) == b'\\' {
+                            self.bump();
+                        }
+                        self.bump();
+                    }
+                }
+                _ => {}
+            }
+            self.bump();
+        }
+        let body = String::from_utf8_lossy(&self.src[body_start..self.i]).into_owned();
+        self.bump();
+        Ok(Tok::Attr(name, body))
     }
 
     fn ident(&mut self) -> Tok {

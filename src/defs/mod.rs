@@ -65,8 +65,10 @@ mod load;
 mod parser;
 mod re;
 mod service;
+mod tags;
 mod value;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use error::{CueError, Pos};
@@ -155,11 +157,34 @@ pub(crate) fn parse_all(
 /// Evaluates CUE sources `(file name, text)` as one package and exports the
 /// result as JSON, like `cue export --out json FILE…`.
 pub fn eval_sources(sources: &[(String, String)]) -> Result<serde_json::Value, Vec<CueError>> {
+    eval_sources_tagged(sources, &BTreeMap::new())
+}
+
+/// [`eval_sources`] with `@tag` values (`cue -t key=value`); a value no
+/// `@tag` reads is an error, as in `cue`.
+pub fn eval_sources_tagged(
+    sources: &[(String, String)],
+    tag_values: &BTreeMap<String, String>,
+) -> Result<serde_json::Value, Vec<CueError>> {
     with_stack(|| {
         let files = Files {
             names: sources.iter().map(|s| s.0.clone()).collect(),
         };
-        let parsed = parse_all(sources, &files, None)?;
+        let mut parsed = parse_all(sources, &files, None)?;
+        let used = tags::apply(&mut parsed, tag_values, &files)?;
+        let unused: Vec<CueError> = tag_values
+            .keys()
+            .filter(|k| !used.contains(*k))
+            .map(|k| {
+                CueError::bare(
+                    files.names.first().cloned().unwrap_or_default(),
+                    format!("-t {k}: no @tag({k}) in the evaluated files"),
+                )
+            })
+            .collect();
+        if !unused.is_empty() {
+            return Err(unused);
+        }
         let mut ev = eval::Evaluator::new(parsed.iter(), &files);
         let v = ev.materialize(eval::ROOT);
         export::export(&v, &files, Mode::Strict)
@@ -169,6 +194,14 @@ pub fn eval_sources(sources: &[(String, String)]) -> Result<serde_json::Value, V
 /// Reads files and directories (every `*.cue` directly inside, sorted) and
 /// evaluates them as one package.
 pub fn eval_paths(paths: &[PathBuf]) -> Result<serde_json::Value, Vec<CueError>> {
+    eval_paths_tagged(paths, &BTreeMap::new())
+}
+
+/// [`eval_paths`] with `@tag` values (`substrate defs eval -t key=value`).
+pub fn eval_paths_tagged(
+    paths: &[PathBuf],
+    tag_values: &BTreeMap<String, String>,
+) -> Result<serde_json::Value, Vec<CueError>> {
     let mut sources = Vec::new();
     for p in paths {
         if p.is_dir() {
@@ -180,7 +213,7 @@ pub fn eval_paths(paths: &[PathBuf]) -> Result<serde_json::Value, Vec<CueError>>
     if sources.is_empty() {
         return Err(vec![CueError::bare("", "no CUE files given")]);
     }
-    eval_sources(&sources)
+    eval_sources_tagged(&sources, tag_values)
 }
 
 pub(crate) fn read_source(p: &Path) -> Result<(String, String), Vec<CueError>> {

@@ -71,6 +71,7 @@ fn tok_desc(t: &Tok) -> String {
         Tok::Int(s) | Tok::Float(s) => format!("number {s}"),
         Tok::Str(_) => "string".into(),
         Tok::Bytes(_) => "bytes".into(),
+        Tok::Attr(n, _) => format!("attribute @{n}"),
         Tok::P(p) => format!("'{p}'"),
         Tok::Comma => "',' or newline".into(),
         Tok::Eof => "end of file".into(),
@@ -218,6 +219,12 @@ impl Parser<'_> {
                     self.i += 1;
                     continue;
                 }
+                // a declaration attribute (`@if(…)`, `@extern(…)`): ignored
+                Tok::Attr(..) => {
+                    self.i += 1;
+                    self.end_decl()?;
+                    continue;
+                }
                 _ => {}
             }
             out.push(self.decl()?);
@@ -342,7 +349,7 @@ impl Parser<'_> {
 
     /// Tries to read `label[?]:` at the current token; restores the position
     /// and returns None when this is not a field.
-    fn try_label(&mut self) -> Result<Option<(Label, Pos, bool)>, CueError> {
+    fn try_label(&mut self) -> Result<Option<(Label, Pos, bool, bool)>, CueError> {
         let start = self.i;
         let pos = self.pos();
         let label = match self.peek().clone() {
@@ -437,8 +444,9 @@ impl Parser<'_> {
         } else {
             false
         };
-        if self.is_p("!") && matches!(self.peek_at(1), Tok::P(":")) {
-            return Err(self.err(self.pos(), unsupported("a required field (name!:)")));
+        let required = !optional && self.is_p("!") && matches!(self.peek_at(1), Tok::P(":"));
+        if required {
+            self.i += 1;
         }
         if !self.is_p(":") {
             self.i = start;
@@ -453,7 +461,7 @@ impl Parser<'_> {
         if optional && matches!(label, Label::Pattern { .. }) {
             return Err(self.err(pos, "pattern constraints cannot be optional"));
         }
-        Ok(Some((label, pos, optional)))
+        Ok(Some((label, pos, optional, required)))
     }
 
     fn field(&mut self) -> Result<Decl, CueError> {
@@ -463,7 +471,10 @@ impl Parser<'_> {
         self.field_rest(label)
     }
 
-    fn field_rest(&mut self, (label, label_pos, optional): (Label, Pos, bool)) -> Result<Decl, CueError> {
+    fn field_rest(
+        &mut self,
+        (label, label_pos, optional, required): (Label, Pos, bool, bool),
+    ) -> Result<Decl, CueError> {
         self.enter()?;
         let value = if let Some(inner) = self.try_label()? {
             let vpos = inner.1;
@@ -476,12 +487,19 @@ impl Parser<'_> {
             self.expr()?
         };
         self.depth -= 1;
+        let mut attrs = Vec::new();
+        while let Tok::Attr(name, body) = self.peek().clone() {
+            attrs.push((name, body, self.pos()));
+            self.i += 1;
+        }
         Ok(Decl::Field(Field {
             alias: None,
             label,
             label_pos,
             optional,
+            required,
             value,
+            attrs,
         }))
     }
 

@@ -172,11 +172,26 @@ fn str_at<'v>(v: &'v serde_json::Value, path: &[&str]) -> Option<&'v str> {
 
 impl Defs {
     /// Parses, evaluates and validates the sources (one package `defs`).
-    pub(crate) fn build(sources: Vec<(String, String)>) -> Result<Defs, Vec<CueError>> {
-        let files = Files {
+    pub(crate) fn build(
+        sources: Vec<(String, String)>,
+        vars: &BTreeMap<String, String>,
+    ) -> Result<Defs, Vec<CueError>> {
+        let mut files = Files {
             names: sources.iter().map(|s| s.0.clone()).collect(),
         };
-        let parsed = parse_all(&sources, &files, Some(PACKAGE))?;
+        let mut parsed = parse_all(&sources, &files, Some(PACKAGE))?;
+        // variables bind @tag fields; the rest override #var
+        let used = crate::defs::tags::apply(&mut parsed, vars, &files)?;
+        let rest: BTreeMap<String, String> = vars
+            .iter()
+            .filter(|(k, _)| !used.contains(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if !rest.is_empty() {
+            files.names.push("<config>".into());
+            let src = crate::defs::load::vars_source(&rest);
+            parsed.push(parser::parse_file(&src, (files.names.len() - 1) as u32, &files).map_err(|e| vec![e])?);
+        }
         check_vars(&parsed)?;
         // one evaluator for both passes; the template file is added after
         // the root is exported
