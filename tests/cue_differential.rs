@@ -110,6 +110,16 @@ fn cue_differential() {
         .collect();
     files.sort();
     assert!(files.len() >= 80, "corpus has only {} files", files.len());
+    // modules: each directory of tests/cue/modules is evaluated from its
+    // root (`cue export .`, `substrate defs eval DIR`)
+    let mut modules: Vec<String> = std::fs::read_dir(corpus.join("modules"))
+        .expect("tests/cue/modules exists")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| format!("modules/{}", e.file_name().to_string_lossy()))
+        .collect();
+    modules.sort();
+    files.extend(modules);
 
     let out = Command::new("node")
         .current_dir(&corpus)

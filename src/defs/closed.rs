@@ -3,12 +3,14 @@
 //! Terms. Every conjunct that comes from a definition carries a *close
 //! node*. Nodes form a tree that mirrors how the conjunct got there: the
 //! node of a definition field (`#D: …`) is a [`Kind::Def`] root; each time
-//! a reference is expanded, the nodes of the referenced vertex's conjuncts
-//! are copied below a fresh node whose parent is the node of the
-//! referring conjunct, so two references to the same definition are
-//! checked separately (`#D.a & #D.b` admits only what both admit). An
-//! embedding (`{#A, b: 1}`) puts an [`Kind::Embed`] node between the
-//! struct that embeds and what is embedded.
+//! a reference is expanded, the referenced vertex's conjuncts all get one
+//! fresh node whose parent is the node of the referring conjunct: a
+//! [`Kind::Def`] when the reference names a definition (`#A`, `#A.b`),
+//! otherwise [`Kind::Plain`] (as in the reference implementation, which
+//! resets the closedness of referenced conjuncts). So two references to
+//! the same definition are checked separately (`#D.a & #D.b` admits only
+//! what both admit). An embedding (`{#A, b: 1}`) puts an [`Kind::Embed`]
+//! node between the struct that embeds and what is embedded.
 //!
 //! A vertex records, per node, the labels, patterns and `...` of the
 //! struct literals expanded into it under that node (a [`Group`]). The
@@ -20,7 +22,7 @@
 //! also satisfied when the struct that embeds it is marked: the embedding
 //! struct may add fields.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use crate::defs::budget;
 
@@ -72,30 +74,6 @@ impl CloseTree {
 
     fn kind(&self, n: NodeId) -> Kind {
         self.nodes.get(n as usize).map(|x| x.kind).unwrap_or(Kind::Plain)
-    }
-
-    /// A copy of `n`'s chain of ancestors hung below `under`; `map`
-    /// remembers copies made for the same reference, so conjuncts that
-    /// shared a node still share one.
-    pub fn copy_below(&mut self, n: NodeId, under: NodeId, map: &mut HashMap<NodeId, NodeId>) -> NodeId {
-        // the part of the chain not copied yet, bottom first
-        let mut chain = Vec::new();
-        let mut cur = Some(n);
-        let mut top = under;
-        while let Some(c) = cur {
-            if let Some(&m) = map.get(&c) {
-                top = m;
-                break;
-            }
-            chain.push(c);
-            cur = self.parent(c);
-        }
-        for &c in chain.iter().rev() {
-            let kind = self.kind(c);
-            top = self.add(Some(top), kind);
-            map.insert(c, top);
-        }
-        top
     }
 
     /// Whether `label` is admitted by the groups of one vertex; `accepts`
@@ -191,18 +169,5 @@ mod tests {
         assert!(allows(&t, &groups, "a"));
         assert!(allows(&t, &groups, "b"));
         assert!(!allows(&t, &groups, "c"));
-    }
-
-    #[test]
-    fn copies_keep_shared_nodes_shared() {
-        let mut t = CloseTree::default();
-        let d = t.add(None, Kind::Def);
-        let inner = t.add(Some(d), Kind::Def);
-        let top = t.add(None, Kind::Plain);
-        let mut map = HashMap::new();
-        let c1 = t.copy_below(inner, top, &mut map);
-        let c2 = t.copy_below(d, top, &mut map);
-        assert_eq!(t.parent(c1), Some(c2));
-        assert_eq!(t.parent(c2), Some(top));
     }
 }

@@ -17,7 +17,7 @@
 //! Closedness: conjuncts coming from a definition carry a node of the
 //! close tree (`closed.rs`), which decides which fields a vertex admits.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 
 use crate::defs::ast::*;
@@ -82,7 +82,36 @@ enum EnvKind<'a> {
         target: Target,
     },
     /// The imports of one file.
-    Imports(Vec<(&'a str, &'static str)>),
+    Imports(Vec<(&'a str, Import)>),
+}
+
+/// What an import name stands for.
+#[derive(Clone, Copy)]
+enum Import {
+    /// A standard-library package.
+    Std(&'static str),
+    /// The root vertex of a package of the module.
+    Module(VId),
+}
+
+/// The names a package's files declare at top level (visible in all its
+/// files).
+fn top_names<'a>(files: impl IntoIterator<Item = &'a File>) -> HashSet<&'a str> {
+    let mut names = HashSet::new();
+    for f in files {
+        if let ExprKind::Struct(decls) = &f.body.kind {
+            for d in decls {
+                if let Decl::Field(Field {
+                    label: Label::Name { name, quoted: false },
+                    ..
+                }) = d
+                {
+                    names.insert(name.as_str());
+                }
+            }
+        }
+    }
+    names
 }
 
 struct Env<'a> {
@@ -177,6 +206,8 @@ pub struct Evaluator<'a> {
     /// struct and list literals evaluated as values (list elements inside a
     /// definition are closed too).
     closing: Option<NodeId>,
+    /// Root vertices of imported module packages, by import path.
+    packages: HashMap<&'a str, VId>,
     /// Meters this evaluation's cost (`budget.rs`) while it lives.
     _meter: budget::Guard,
 }
@@ -189,21 +220,18 @@ impl<'a> Evaluator<'a> {
     where
         I: IntoIterator<Item = &'a File> + Clone,
     {
-        let mut names = HashSet::new();
-        let size: usize = parsed.clone().into_iter().map(|f| f.size).sum();
-        for f in parsed.clone() {
-            if let ExprKind::Struct(decls) = &f.body.kind {
-                for d in decls {
-                    if let Decl::Field(Field {
-                        label: Label::Name { name, quoted: false },
-                        ..
-                    }) = d
-                    {
-                        names.insert(name.as_str());
-                    }
-                }
-            }
-        }
+        static NO_PACKAGES: BTreeMap<String, Vec<File>> = BTreeMap::new();
+        Self::with_packages(parsed, &NO_PACKAGES, files)
+    }
+
+    /// Sets up the main package made of `parsed` and the packages it
+    /// imports from its module (`module.rs`), each under its own root.
+    pub fn with_packages<I>(parsed: I, packages: &'a BTreeMap<String, Vec<File>>, files: &'a Files) -> Self
+    where
+        I: IntoIterator<Item = &'a File> + Clone,
+    {
+        let size: usize = parsed.clone().into_iter().map(|f| f.size).sum::<usize>()
+            + packages.values().flatten().map(|f| f.size).sum::<usize>();
         let mut ev = Evaluator {
             files,
             vs: Vec::new(),
@@ -212,13 +240,53 @@ impl<'a> Evaluator<'a> {
             closes: CloseTree::default(),
             root_env: 0,
             closing: None,
+            packages: HashMap::new(),
             _meter: budget::start(size),
         };
         ev.vs.push(Vertex {
             is_arc: true,
             ..Default::default()
         });
-        ev.root_env = ev.new_env(None, EnvKind::Package { vertex: ROOT, names });
+        ev.root_env = ev.new_env(
+            None,
+            EnvKind::Package {
+                vertex: ROOT,
+                names: top_names(parsed.clone()),
+            },
+        );
+        // imported packages: a root vertex and scope each
+        let mut pkg_envs = Vec::new();
+        for (path, pfiles) in packages {
+            ev.vs.push(Vertex {
+                is_arc: true,
+                label: path.rsplit(['/', ':']).next().unwrap_or(path).to_string(),
+                ..Default::default()
+            });
+            let root = ev.vs.len() - 1;
+            let env = ev.new_env(
+                None,
+                EnvKind::Package {
+                    vertex: root,
+                    names: top_names(pfiles.iter()),
+                },
+            );
+            ev.packages.insert(path.as_str(), root);
+            pkg_envs.push((root, env, pfiles));
+        }
+        for (root, env, pfiles) in pkg_envs {
+            for f in pfiles {
+                let fenv = ev.file_env_in(f, env);
+                ev.add_conj(
+                    root,
+                    Conj {
+                        expr: &f.body,
+                        env: fenv,
+                        closed: None,
+                        opt: false,
+                    },
+                );
+            }
+        }
         for f in parsed {
             let env = ev.file_env(f);
             ev.add_conj(
@@ -250,18 +318,30 @@ impl<'a> Evaluator<'a> {
         );
     }
 
-    /// The scope of a file's declarations: the package, plus its imports
-    /// (checked by `parse_all`: only the subset's packages get here).
+    /// The scope of a main-package file's declarations.
     fn file_env(&mut self, f: &'a File) -> EnvId {
-        let imports: Vec<(&'a str, &'static str)> = f
+        self.file_env_in(f, self.root_env)
+    }
+
+    /// The scope of a file's declarations: its package, plus its imports
+    /// (checked by `module.rs`: only the subset's and the module's
+    /// packages get here).
+    fn file_env_in(&mut self, f: &'a File, package: EnvId) -> EnvId {
+        let imports: Vec<(&'a str, Import)> = f
             .imports
             .iter()
-            .filter_map(|i| builtins::package(&i.path).map(|p| (i.name.as_str(), p)))
+            .filter_map(|i| {
+                let target = match builtins::package(&i.path) {
+                    Some(p) => Import::Std(p),
+                    None => Import::Module(*self.packages.get(i.path.as_str())?),
+                };
+                Some((i.name.as_str(), target))
+            })
             .collect();
         if imports.is_empty() {
-            self.root_env
+            package
         } else {
-            self.new_env(Some(self.root_env), EnvKind::Imports(imports))
+            self.new_env(Some(package), EnvKind::Imports(imports))
         }
     }
 
@@ -509,31 +589,19 @@ impl<'a> Evaluator<'a> {
         }
         let conjs = self.vs[w].conjs.clone();
         budget::charge(conjs.len() as u64, CONJ_BYTES * conjs.len() as u64);
-        // the referenced conjuncts' close nodes are copied below a fresh
-        // node under the referring conjunct's: each reference is checked
-        // on its own, inside what refers to it
-        let is_def = self.vs[w].is_def;
-        if !is_def && c.closed.is_none() && conjs.iter().all(|x| x.closed.is_none()) {
-            for wc in conjs {
-                self.expand(v, wc);
-            }
-            return;
-        }
-        let kind = if is_def { Kind::Def } else { Kind::Plain };
-        let fresh = self.closes.add(c.closed, kind);
-        let mut map = HashMap::new();
+        // as in the reference: the referenced conjuncts all get one fresh
+        // node under the referring conjunct's, closing when the reference
+        // names a definition (`#A`, `#A.b`, `x.#B`); how they were closed
+        // where they came from does not travel (`s: #S` then `s.sub` is
+        // open, `#S.sub` is closed); each reference is checked on its own
+        let is_def = names_definition(c.expr);
+        let closed = match (is_def, c.closed) {
+            (false, None) => None,
+            (true, parent) => Some(self.closes.add(parent, Kind::Def)),
+            (false, parent) => Some(self.closes.add(parent, Kind::Plain)),
+        };
         for wc in conjs {
-            let closed = match wc.closed {
-                Some(n) => self.closes.copy_below(n, fresh, &mut map),
-                None => fresh,
-            };
-            self.expand(
-                v,
-                Conj {
-                    closed: Some(closed),
-                    ..wc
-                },
-            );
+            self.expand(v, Conj { closed, ..wc });
         }
     }
 
@@ -1513,11 +1581,11 @@ impl<'a> Evaluator<'a> {
                         return Ok(target.clone());
                     }
                 }
-                EnvKind::Imports(list) => {
-                    if let Some((_, p)) = list.iter().find(|(n, _)| *n == name) {
-                        return Ok(Target::Package(p));
-                    }
-                }
+                EnvKind::Imports(list) => match list.iter().find(|(n, _)| *n == name) {
+                    Some((_, Import::Std(p))) => return Ok(Target::Package(p)),
+                    Some((_, Import::Module(v))) => return Ok(Target::Vertex(*v)),
+                    None => {}
+                },
             }
             cur = self.envs[id].parent;
         }
@@ -1973,6 +2041,17 @@ fn float_value(r: f64, ev: &Evaluator<'_>, pos: Pos) -> Value {
     }
     let rounded = format!("{r:.14e}").parse::<f64>().unwrap_or(r);
     Value::Float(rounded)
+}
+
+/// Whether a reference names a definition somewhere along its path
+/// (CUE's `IsDef`): `#A`, `#A.b`, `x.#B`, `#A["b"]`.
+fn names_definition(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::Ident(n) => n.starts_with('#') || n.starts_with("_#"),
+        ExprKind::Select(x, n) => n.starts_with('#') || n.starts_with("_#") || names_definition(x),
+        ExprKind::Index(x, _) => names_definition(x),
+        _ => false,
+    }
 }
 
 /// Alternatives of a disjunction expression with their default marks.

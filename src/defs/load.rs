@@ -26,7 +26,13 @@ pub fn load_dir(dir: &Path, vars: &BTreeMap<String, String>) -> Result<Defs, Vec
             "no .cue files in the definitions folder",
         )]);
     }
-    with_stack(|| Defs::build(sources, vars))
+    // subdirectories hold the packages of defs/'s module, if it is one
+    let module = if dir.join("cue.mod").join("module.cue").is_file() {
+        crate::defs::module::find(dir)?
+    } else {
+        None
+    };
+    with_stack(|| Defs::build(sources, vars, module.as_ref()))
 }
 
 /// The synthetic `<config>` file that unifies `vars` into `#var`.

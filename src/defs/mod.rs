@@ -62,6 +62,7 @@ mod eval;
 mod export;
 mod lexer;
 mod load;
+mod module;
 mod parser;
 mod re;
 mod service;
@@ -116,20 +117,6 @@ pub(crate) fn parse_all(
     if !errs.is_empty() {
         return Err(errs);
     }
-    // imports: the subset's standard-library packages
-    for f in &parsed {
-        for i in &f.imports {
-            if builtins::package(&i.path).is_none() {
-                errs.push(files.err(
-                    i.pos,
-                    crate::defs::error::unsupported(&format!(
-                        "importing {:?} (not a standard-library package of the subset)",
-                        i.path
-                    )),
-                ));
-            }
-        }
-    }
     let expected: Option<String> = match want_package {
         Some(p) => Some(p.to_string()),
         None => parsed.iter().find_map(|f| f.package.as_ref().map(|p| p.0.clone())),
@@ -166,11 +153,21 @@ pub fn eval_sources_tagged(
     sources: &[(String, String)],
     tag_values: &BTreeMap<String, String>,
 ) -> Result<serde_json::Value, Vec<CueError>> {
+    eval_program(sources, None, tag_values)
+}
+
+/// Evaluates the main package `sources`, importing packages of `module`.
+fn eval_program(
+    sources: &[(String, String)],
+    module: Option<&module::Module>,
+    tag_values: &BTreeMap<String, String>,
+) -> Result<serde_json::Value, Vec<CueError>> {
     with_stack(|| {
-        let files = Files {
-            names: sources.iter().map(|s| s.0.clone()).collect(),
-        };
-        let mut parsed = parse_all(sources, &files, None)?;
+        let module::Program {
+            files,
+            main: mut parsed,
+            packages,
+        } = module::load(sources, module, None)?;
         let used = tags::apply(&mut parsed, tag_values, &files)?;
         let unused: Vec<CueError> = tag_values
             .keys()
@@ -185,14 +182,15 @@ pub fn eval_sources_tagged(
         if !unused.is_empty() {
             return Err(unused);
         }
-        let mut ev = eval::Evaluator::new(parsed.iter(), &files);
+        let mut ev = eval::Evaluator::with_packages(parsed.iter(), &packages, &files);
         let v = ev.materialize(eval::ROOT);
         export::export(&v, &files, Mode::Strict)
     })
 }
 
 /// Reads files and directories (every `*.cue` directly inside, sorted) and
-/// evaluates them as one package.
+/// evaluates them as one package. Imports of the module the first path
+/// belongs to (`cue.mod/module.cue` there or above) are loaded from it.
 pub fn eval_paths(paths: &[PathBuf]) -> Result<serde_json::Value, Vec<CueError>> {
     eval_paths_tagged(paths, &BTreeMap::new())
 }
@@ -213,7 +211,16 @@ pub fn eval_paths_tagged(
     if sources.is_empty() {
         return Err(vec![CueError::bare("", "no CUE files given")]);
     }
-    eval_sources_tagged(&sources, tag_values)
+    let module = match paths.first() {
+        Some(p) if p.is_dir() => module::find(p)?,
+        Some(p) => match p.parent() {
+            Some(d) if d.as_os_str().is_empty() => module::find(Path::new("."))?,
+            Some(d) => module::find(d)?,
+            None => None,
+        },
+        None => None,
+    };
+    eval_program(&sources, module.as_ref(), tag_values)
 }
 
 pub(crate) fn read_source(p: &Path) -> Result<(String, String), Vec<CueError>> {

