@@ -188,6 +188,9 @@ struct Vertex<'a> {
     skip_embeds: bool,
     /// Declared `name!:`: an error unless some declaration makes it regular.
     must: bool,
+    /// A struct literal of only embeddings and value-yielding
+    /// comprehensions was expanded here: `{}` if nothing else gives a value.
+    maybe_struct: bool,
     /// A hidden field (`_x`): not exported, not ranged over, not closed.
     hidden: bool,
     /// Close node of a definition field's own conjuncts.
@@ -655,9 +658,21 @@ impl<'a> Evaluator<'a> {
     fn add_struct(&mut self, v: VId, decls: &'a [Decl], c: Conj<'a>) {
         // a literal of only embeddings is what it embeds (`{1}` is 1)
         let embeds = decls.iter().filter(|d| matches!(d, Decl::Embed(_))).count();
-        let only_embeds = embeds > 0 && decls.iter().all(|d| matches!(d, Decl::Embed(_) | Decl::Let { .. }));
+        // (as are comprehensions that yield embedded values: `{if c {"x"}}`)
+        let yields_value = |d: &Decl| match d {
+            Decl::Comprehension { body, .. } => {
+                matches!(&body.kind, ExprKind::Struct(ds) if ds.iter().any(|x| matches!(x, Decl::Embed(_))))
+            }
+            _ => false,
+        };
+        let only_embeds = decls.iter().any(|d| matches!(d, Decl::Embed(_)) || yields_value(d))
+            && decls
+                .iter()
+                .all(|d| matches!(d, Decl::Embed(_) | Decl::Let { .. }) || yields_value(d));
         if !only_embeds {
             self.vs[v].is_struct = true;
+        } else {
+            self.vs[v].maybe_struct = true;
         }
         if self.vs[v].struct_pos.is_none() {
             self.vs[v].struct_pos = Some(c.expr.pos);
@@ -773,11 +788,13 @@ impl<'a> Evaluator<'a> {
                     );
                 }
                 Decl::Comprehension { clauses, body } => {
+                    // what it yields is declared by this literal (an
+                    // embedding struct admits it)
                     self.vs[v].comps.push(Comp {
                         clauses,
                         body,
                         env,
-                        closed: c.closed,
+                        closed: node,
                     });
                     self.vs[v].dirty = true;
                 }
@@ -1203,6 +1220,9 @@ impl<'a> Evaluator<'a> {
             }
             return self.compute_list(v);
         }
+        if self.vs[v].maybe_struct && self.vs[v].acc.is_none() && self.vs[v].disjs.is_empty() {
+            self.vs[v].is_struct = true;
+        }
         let mut result = if self.vs[v].is_struct {
             let arcs = self.ordered_arcs(v);
             budget::charge(arcs.len() as u64, FIELD_BYTES * arcs.len() as u64);
@@ -1307,21 +1327,22 @@ impl<'a> Evaluator<'a> {
         }
         let all_open = self.vs[v].lists.iter().all(|l| l.1);
         let tail = if all_open {
+            // all element types together in one vertex: the declarations
+            // of one definition admit their fields together
             let tails = self.vs[v].tails.clone();
-            let mut t = Value::Top;
-            for (_, c) in tails {
-                let saved = std::mem::replace(&mut self.closing, c.closed);
-                let tv = self.temp(c.expr, c.env, v, String::new());
-                self.closing = saved;
-                t = match unify(&t, &tv) {
-                    Ok(x) => x,
-                    Err(m) => {
-                        let m = self.prefixed(v, &m);
-                        return self.bottom(c.expr.pos, m);
+            match tails.first() {
+                None => Some(Value::Top),
+                Some((_, first)) => {
+                    let d = self.new_vertex(v, String::new(), first.expr.pos);
+                    for (_, c) in tails {
+                        self.add_conj(d, c);
                     }
-                };
+                    match self.materialize(d) {
+                        b @ Value::Bottom(_) => return b,
+                        t => Some(t),
+                    }
+                }
             }
-            Some(t)
         } else {
             None
         };
