@@ -8,7 +8,9 @@
 //! - `module.rs` finds `cue.mod/module.cue` and loads imported packages of
 //!   the module; `tags.rs` binds `@tag(name)` fields to variables;
 //! - `value.rs` evaluated values and value-level unification;
-//!   `eval.rs` the lazy, reference-aware evaluator; `closed.rs` which
+//!   `eval/` the lazy, reference-aware evaluator (vertices in `mod.rs`,
+//!   `refs.rs` references and scopes, `expr.rs` expressions,
+//!   `comprehension.rs` comprehensions); `closed.rs` which
 //!   fields definitions admit; `builtins/` the predeclared functions and
 //!   standard-library packages, one module per package; `re.rs` regular
 //!   expressions; `budget.rs` the cost bound of every evaluation;

@@ -2,7 +2,7 @@
 //! CUE value (no references left): concrete scalars, constraints on scalars
 //! (`string`, `>0 & <10`), structs, lists, disjunctions with defaults, and
 //! bottom (an error). Unification here is the value-level lattice meet; the
-//! lazy, reference-aware part lives in `eval.rs`.
+//! lazy, reference-aware part lives in `eval/`.
 
 use std::fmt::Write as _;
 use std::rc::Rc;
