@@ -156,3 +156,17 @@ fn costly_inputs_stop_at_the_budget() {
     assert!(ru.ru_maxrss < 64 * 1024, "{} KiB", ru.ru_maxrss);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Two literals declaring thousands of fields in opposite orders: the
+/// output order is computed in O(n log n) (it was quadratic: 4 s for 6000
+/// fields in a debug build).
+#[test]
+fn contradicting_field_orders_stay_cheap() {
+    let n = 6000;
+    let fwd: Vec<String> = (0..n).map(|i| format!("f{i}: 1")).collect();
+    let back: Vec<String> = (0..n).rev().map(|i| format!("f{i}: 1")).collect();
+    let src = format!("x: {{{}}}\nx: {{{}}}\n", fwd.join(", "), back.join(", "));
+    let (r, took) = eval(src);
+    assert_eq!(r.unwrap()["x"].as_object().map(|o| o.len()), Some(n));
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}

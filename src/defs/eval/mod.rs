@@ -23,7 +23,7 @@
 //! references through scopes, `expr.rs` evaluates expressions as values,
 //! `comprehension.rs` runs comprehension clauses.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 
 mod comprehension;
@@ -874,18 +874,22 @@ impl<'a> Evaluator<'a> {
                 }
             }
         }
-        let mut done = vec![false; n];
+        // the smallest (rank, index) without predecessors left, or, in a
+        // cycle of contradicting orders, the smallest left at all; ordered
+        // sets keep this O(n log n) (large structs with reversed orders
+        // made it quadratic)
+        let mut ready: BTreeSet<(usize, usize)> = (0..n).filter(|&i| indeg[i] == 0).map(|i| (rank[i], i)).collect();
+        let mut left: BTreeSet<(usize, usize)> = (0..n).map(|i| (rank[i], i)).collect();
         let mut out = Vec::with_capacity(n);
-        while out.len() < n {
-            let pick = (0..n)
-                .filter(|&i| !done[i] && indeg[i] == 0)
-                .min_by_key(|&i| (rank[i], i))
-                .or_else(|| (0..n).filter(|&i| !done[i]).min_by_key(|&i| (rank[i], i)));
-            let Some(i) = pick else { break };
-            done[i] = true;
+        while let Some(&(r, i)) = ready.first().or_else(|| left.first()) {
+            ready.remove(&(r, i));
+            left.remove(&(r, i));
             out.push(vx.arcs[i]);
             for &s in &succ[i] {
                 indeg[s] = indeg[s].saturating_sub(1);
+                if indeg[s] == 0 && left.contains(&(rank[s], s)) {
+                    ready.insert((rank[s], s));
+                }
             }
         }
         out
