@@ -59,7 +59,7 @@
 //! - builtins: `len close and or div mod quo rem`; `strings` (Join Split
 //!   HasPrefix HasSuffix TrimPrefix TrimSuffix TrimSpace ToUpper ToLower
 //!   Contains Replace Repeat), `list` (Concat Contains FlattenN Sum Range
-//!   SortStrings), `math` (Floor Ceil Abs Pow Pi E), `strconv` (Atoi
+//!   Sort with list.Ascending / list.Descending, SortStrings), `math` (Floor Ceil Abs Pow Pi E), `strconv` (Atoi
 //!   ParseBool FormatInt Quote), `regexp` (Match Find FindAll FindSubmatch
 //!   FindNamedSubmatch ReplaceAll), `encoding/json` (Marshal Unmarshal
 //!   Valid), `encoding/yaml` (Marshal), `encoding/base64` and
@@ -90,8 +90,9 @@
 //! CUE subset" with a position: slices, list arithmetic, number
 //! multipliers (`1Ki`), integers beyond 64 bits, typed struct ellipses
 //! (`...T`), value aliases (`X=expr`), multi-line bytes and interpolation in
-//! bytes, imports other than the above, other builtins (`list.Sort`,
-//! `struct.MinFields` …), `/* */` comments (not CUE either).
+//! bytes, imports other than the above, other builtins (`list.Sort` with a
+//! comparator written in CUE, `struct.MinFields` …), `/* */` comments (not
+//! CUE either).
 //!
 //! Known gaps: a disjunction whose alternatives are lists is evaluated as
 //! values (elements do not see fields filled in by other conjuncts);

@@ -3,7 +3,30 @@
 use super::{arity, int_arg, list_arg, list_of, num_arg, str_arg, strings_list, CallError, CallResult};
 use crate::defs::value::{equal, Value};
 
-pub const NAMES: &[&str] = &["Concat", "Contains", "FlattenN", "Sum", "Range", "SortStrings"];
+pub const NAMES: &[&str] = &["Concat", "Contains", "FlattenN", "Sum", "Range", "Sort", "SortStrings"];
+
+/// `list.Ascending` / `list.Descending`: comparators `list.Sort` knows by
+/// a marker (a definition field, so it is not exported). A comparator
+/// written in CUE (`{x: _, y: _, less: …}`) is not supported.
+pub fn comparator(name: &str) -> Option<Value> {
+    let order = match name {
+        "Ascending" => "asc",
+        "Descending" => "desc",
+        _ => return None,
+    };
+    Some(Value::Struct(std::rc::Rc::new(crate::defs::value::StructV {
+        fields: vec![crate::defs::value::FieldV {
+            label: SORT_MARK.to_string(),
+            value: Value::str(order),
+            optional: false,
+            def: true,
+            pos: Default::default(),
+        }],
+        closed: true,
+    })))
+}
+
+const SORT_MARK: &str = "#substrateSortOrder";
 
 /// Longest list a call may build.
 const MAX: usize = 1 << 20;
@@ -76,6 +99,39 @@ pub fn call(name: &str, args: &[Value]) -> CallResult {
             Err(CallError::Bad(
                 "list.Range with non-integer arguments is not supported by Substrate's CUE subset".into(),
             ))
+        }
+        "Sort" => {
+            arity(name, args, 2)?;
+            let order = match &args[1] {
+                Value::Struct(s) => s.fields.iter().find(|f| f.label == SORT_MARK).map(|f| f.value.clone()),
+                _ => None,
+            };
+            let desc = match order {
+                Some(Value::Str(o)) => o.as_ref() == "desc",
+                _ => {
+                    return Err(CallError::Bad(
+                        "list.Sort with a comparator other than list.Ascending or list.Descending is not supported by Substrate's CUE subset".into(),
+                    ))
+                }
+            };
+            let mut xs: Vec<Value> = list_arg(&args[0])?.iter().map(Value::default).collect();
+            let nums = xs.iter().all(|x| matches!(x, Value::Int(_) | Value::Float(_)));
+            let strs = xs.iter().all(|x| matches!(x, Value::Str(_)));
+            if !nums && !strs {
+                return Err(CallError::Bad(
+                    "list.Sort: elements must all be numbers or all be strings".into(),
+                ));
+            }
+            // stable, as Go's sort.Stable that cue uses
+            xs.sort_by(|a, b| {
+                let o = crate::defs::value::compare(a, b).unwrap_or(std::cmp::Ordering::Equal);
+                if desc {
+                    o.reverse()
+                } else {
+                    o
+                }
+            });
+            Ok(list_of(xs))
         }
         "SortStrings" => {
             arity(name, args, 1)?;
