@@ -156,10 +156,12 @@ fn imports_of(files: &[File]) -> Vec<(String, crate::defs::error::Pos)> {
         .collect()
 }
 
-/// Whether import path `p` (without `:pkg`) names a package of module `m`.
+/// Whether import path `p` (without `:pkg`) names a package of module `m`
+/// (never a directory outside it: no `.` or `..` elements).
 fn within(m: &str, p: &str) -> bool {
     let p = p.split_once(':').map(|x| x.0).unwrap_or(p);
-    p == m || p.strip_prefix(m).is_some_and(|r| r.starts_with('/'))
+    let inside = p == m || p.strip_prefix(m).is_some_and(|r| r.starts_with('/'));
+    inside && !p.split('/').any(|s| s == "." || s == ".." || s.contains('\\'))
 }
 
 /// The directory and package name of an import path of module `m`.
@@ -177,4 +179,18 @@ fn locate(m: &Module, path: &str) -> (PathBuf, String) {
         .map(str::to_string)
         .unwrap_or_else(|| p.rsplit('/').next().unwrap_or(p).to_string());
     (dir, pkg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::within;
+
+    #[test]
+    fn import_paths_stay_inside_the_module() {
+        assert!(within("example.com/defs", "example.com/defs/lib"));
+        assert!(within("example.com/defs", "example.com/defs/lib:svc"));
+        assert!(!within("example.com/defs", "example.com/defsx/lib"));
+        assert!(!within("example.com/defs", "example.com/defs/../../etc"));
+        assert!(!within("example.com/defs", "example.com/defs/./lib"));
+    }
 }

@@ -158,6 +158,16 @@ impl<'a> Evaluator<'a> {
     /// included). A reference to nothing stays an error, and a value that
     /// is not concrete yet cannot be decided (incomplete).
     pub(super) fn exists_test(&mut self, op: BinOp, x: &'a Expr, env: EnvId, cur: VId) -> Value {
+        // a reference to nothing is an error, not a missing field
+        let mut root = x;
+        while let ExprKind::Select(b, _) | ExprKind::Index(b, _) | ExprKind::Paren(b) = &root.kind {
+            root = b;
+        }
+        if let ExprKind::Ident(name) = &root.kind {
+            if let Err(e) = self.lookup(name, env, root.pos) {
+                return Value::Bottom(Rc::new(e));
+            }
+        }
         // an optional field that nothing made regular does not exist
         if matches!(x.kind, ExprKind::Ident(_) | ExprKind::Select(..) | ExprKind::Index(..)) {
             if let Ok(Target::Vertex(w)) = self.resolve(x, env, cur) {
@@ -169,7 +179,6 @@ impl<'a> Evaluator<'a> {
         }
         let v = self.eval_expr(x, env, cur).default();
         let is_bottom = match &v {
-            Value::Bottom(e) if e.message.starts_with("reference \"") && e.message.ends_with("not found") => return v,
             Value::Bottom(_) => true,
             v if is_incomplete(v) => {
                 return self.incomplete(x.pos, format!("incomplete value {} in test against _|_", to_cue(v)))
