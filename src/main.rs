@@ -83,6 +83,9 @@ enum DefsCommand {
     Eval {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Bind `@tag(KEY)` fields, like `cue -t KEY=VALUE`
+        #[arg(short = 't', long = "inject", value_name = "KEY=VALUE")]
+        tags: Vec<String>,
     },
 }
 
@@ -134,7 +137,16 @@ fn defs_command(command: DefsCommand) -> ExitCode {
             }
             Err(e) => print_cue_errors(&e),
         },
-        DefsCommand::Eval { paths } => match defs::eval_paths(&paths) {
+        DefsCommand::Eval { paths, tags } => match defs::eval_paths_tagged(
+            &paths,
+            &tags
+                .iter()
+                .map(|t| match t.split_once('=') {
+                    Some((k, v)) => (k.to_string(), v.to_string()),
+                    None => (t.clone(), String::new()),
+                })
+                .collect(),
+        ) {
             Ok(v) => {
                 print!("{}", defs::to_json_string(&v));
                 ExitCode::SUCCESS

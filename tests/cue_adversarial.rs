@@ -43,7 +43,11 @@ fn string_doubling_is_bounded() {
         src.push_str(&format!("a{}: a{i} + a{i}\n", i + 1));
     }
     let (r, took) = eval(src);
-    assert!(r.unwrap_err().iter().any(|e| e.message.contains("string longer than")));
+    // the budget or the longest-string limit, whichever comes first
+    assert!(r
+        .unwrap_err()
+        .iter()
+        .any(|e| e.message.contains("string longer than") || e.message.contains("budget exceeded")));
     assert!(took < Duration::from_secs(20));
 }
 
@@ -89,4 +93,80 @@ fn garbage_is_an_error() {
         let (r, _) = eval(src.to_string());
         assert!(r.is_err(), "{src:?} accepted");
     }
+}
+
+/// Found by the `cue_eval` fuzzer: these 159 bytes made `substrate defs
+/// eval` use 1.1 GB and 4 s (a disjunction re-evaluated its vertex outside
+/// the structural-cycle check). Now a cycle error, fast and small.
+const FUZZ_159: &str = "#Outer: {\n    inler: {\n        v: i.tL| *0\n       inner: {\n        v: int | *0\n    }\n}\nx: #Outer\ny: #Outer &*{inner: v }\n}\nx: #Outer\ny: #Outer & {inner: v: 5}\n";
+
+#[test]
+fn fuzz_159_bytes_is_cheap() {
+    assert_eq!(FUZZ_159.len(), 159);
+    let (r, took) = eval(FUZZ_159.to_string());
+    let errs = r.unwrap_err();
+    assert!(errs.iter().any(|e| e.message.contains("structural cycle")), "{errs:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    let ((work, bytes), _) = substrate::defs::testing::cost(&[("f.cue".into(), FUZZ_159.into())]);
+    assert!(work < 100_000 && bytes < 4 << 20, "{work} steps, {bytes} bytes");
+}
+
+/// Inputs that cost too much end in one error that says the budget was
+/// exceeded and where, within the budget's memory (measured as the
+/// child's peak RSS) — never an out-of-memory kill.
+#[test]
+fn costly_inputs_stop_at_the_budget() {
+    let double: String = std::iter::once("s0: {v: 1}\n".to_string())
+        .chain((0..40).map(|i| format!("s{}: {{l: s{i}, r: s{i}}}\n", i + 1)))
+        .collect();
+    let defdisj: String = std::iter::once("#D0: {v: int | *0}\n".to_string())
+        .chain((0..30).map(|i| format!("#D{}: {{a: #D{i} | {{x: #D{i}}}, b: #D{i}}}\n", i + 1)))
+        .chain(std::iter::once("out: #D30\n".to_string()))
+        .collect();
+    let strings: String = std::iter::once("a0: \"xy\"\n".to_string())
+        .chain((0..64).map(|i| format!("a{}: a{i} + a{i}\n", i + 1)))
+        .collect();
+    let dir = std::env::temp_dir().join(format!("substrate-budget-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, src) in [("double", double), ("defdisj", defdisj), ("strings", strings)] {
+        let f = dir.join(format!("{name}.cue"));
+        std::fs::write(&f, &src).unwrap();
+        let t = Instant::now();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_substrate"))
+            .args(["defs", "eval"])
+            .arg(&f)
+            .output()
+            .unwrap();
+        let took = t.elapsed();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}");
+        assert!(
+            stderr.contains(&format!("{name}.cue:")) && stderr.contains("evaluation budget exceeded"),
+            "{name}: {stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{name}: {stderr}");
+        // debug builds are some ten times slower than release
+        assert!(took < Duration::from_secs(20), "{name}: {took:?}");
+    }
+    // peak RSS of the largest child so far (kilobytes on Linux)
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct we own
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) }, 0);
+    println!("peak RSS of the evaluations: {} KiB", ru.ru_maxrss);
+    assert!(ru.ru_maxrss < 64 * 1024, "{} KiB", ru.ru_maxrss);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Two literals declaring thousands of fields in opposite orders: the
+/// output order is computed in O(n log n) (it was quadratic: 4 s for 6000
+/// fields in a debug build).
+#[test]
+fn contradicting_field_orders_stay_cheap() {
+    let n = 6000;
+    let fwd: Vec<String> = (0..n).map(|i| format!("f{i}: 1")).collect();
+    let back: Vec<String> = (0..n).rev().map(|i| format!("f{i}: 1")).collect();
+    let src = format!("x: {{{}}}\nx: {{{}}}\n", fwd.join(", "), back.join(", "));
+    let (r, took) = eval(src);
+    assert_eq!(r.unwrap()["x"].as_object().map(|o| o.len()), Some(n));
+    assert!(took < Duration::from_secs(3), "{took:?}");
 }

@@ -83,6 +83,20 @@ fn has_float(v: &serde_json::Value) -> bool {
     }
 }
 
+/// `-t k=v …` for a file whose first line is `// tags: k=v …` (as
+/// `reference.js` does).
+fn tag_args(file: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let first = text.lines().next().unwrap_or("");
+    match first.strip_prefix("// tags: ") {
+        Some(tags) => tags
+            .split_whitespace()
+            .flat_map(|t| ["-t".to_string(), t.to_string()])
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
 #[test]
 fn cue_differential() {
     let dir = reference_dir();
@@ -96,6 +110,16 @@ fn cue_differential() {
         .collect();
     files.sort();
     assert!(files.len() >= 80, "corpus has only {} files", files.len());
+    // modules: each directory of tests/cue/modules is evaluated from its
+    // root (`cue export .`, `substrate defs eval DIR`)
+    let mut modules: Vec<String> = std::fs::read_dir(corpus.join("modules"))
+        .expect("tests/cue/modules exists")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| format!("modules/{}", e.file_name().to_string_lossy()))
+        .collect();
+    modules.sort();
+    files.extend(modules);
 
     let out = Command::new("node")
         .current_dir(&corpus)
@@ -119,6 +143,7 @@ fn cue_differential() {
         let ours = Command::new(env!("CARGO_BIN_EXE_substrate"))
             .current_dir(&corpus)
             .args(["defs", "eval", f])
+            .args(tag_args(&corpus.join(f)))
             .output()
             .expect("run substrate defs eval");
         let stderr = String::from_utf8_lossy(&ours.stderr).into_owned();

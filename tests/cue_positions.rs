@@ -56,23 +56,35 @@ fn missing_closing_brace_at_end_of_file() {
 }
 
 #[test]
-fn import_is_not_supported() {
+fn import_outside_the_subset_is_not_supported() {
     check(
-        "package p\n\nimport \"strings\"\n",
+        "package p\n\nimport \"example.com/x\"\n",
         3,
-        1,
-        "import is not supported by Substrate's CUE subset",
+        8,
+        "not supported by Substrate's CUE subset",
     );
 }
 
 #[test]
-fn builtin_call_is_not_supported() {
-    check("a: 1\nb: [len([1])]\n", 2, 5, "not supported");
+fn failing_builtin_call_points_at_the_call() {
+    check("a: 1\nb: [div(1, 0)]\n", 2, 5, "error in call to div: division by zero");
 }
 
 #[test]
-fn attribute_is_not_supported() {
-    check("a: 1 @go(A)\n", 1, 6, "attribute");
+fn malformed_attribute() {
+    check("a: 1 @go\n", 1, 6, "malformed attribute");
+}
+
+#[test]
+fn tag_value_of_the_wrong_type_points_at_the_attribute() {
+    let mut tags = std::collections::BTreeMap::new();
+    tags.insert("port".to_string(), "abc".to_string());
+    let errs = substrate::defs::eval_sources_tagged(
+        &[("t.cue".to_string(), "port: int | *80 @tag(port,type=int)\n".to_string())],
+        &tags,
+    )
+    .unwrap_err();
+    assert_eq!(errs[0].to_string(), "t.cue:1:17: @tag(port): \"abc\" is not an int");
 }
 
 #[test]
@@ -101,8 +113,8 @@ fn unterminated_string() {
 }
 
 #[test]
-fn hidden_field_is_not_supported() {
-    check("x: {\n  _h: 2\n}\n", 2, 3, "hidden field");
+fn conflict_in_hidden_field() {
+    check("x: {\n  _h: 2\n  _h: 3\n}\n", 3, 7, "x._h: conflicting values 2 and 3");
 }
 
 #[test]
@@ -121,6 +133,25 @@ fn division_by_zero_points_at_divisor() {
 }
 
 #[test]
-fn bottom_literal_is_not_supported() {
-    check("a: 1\nb: 2 | _|_\n", 2, 8, "not supported");
+fn bottom_literal_is_an_explicit_error() {
+    check("a: 1\nb: [_|_]\n", 2, 5, "explicit error (_|_ literal) in source");
+}
+
+#[test]
+fn invalid_regular_expression() {
+    check("a: \"x\" =~ \"(\"\n", 1, 11, "invalid regular expression");
+}
+
+#[test]
+fn budget_exceeded_says_where() {
+    let src: String = std::iter::once("s0: {v: 1}\n".to_string())
+        .chain((0..40).map(|i| format!("s{}: {{l: s{i}, r: s{i}}}\n", i + 1)))
+        .collect();
+    let errs = errors(&src);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].message.starts_with("evaluation budget exceeded"), "{errs:?}");
+    assert!(
+        errs[0].line > 0 && errs[0].to_string().starts_with("t.cue:"),
+        "{errs:?}"
+    );
 }

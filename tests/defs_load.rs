@@ -298,3 +298,65 @@ fn load_200_services_phases() {
         println!("raw eval of the package: {:.2} ms", t.elapsed().as_secs_f64() * 1000.0);
     }
 }
+
+/// The evaluation budget (`src/defs/budget.rs`) leaves realistic trees far
+/// from its limits: 200 service files use under a tenth of each.
+#[test]
+fn two_hundred_services_use_a_small_part_of_the_budget() {
+    let dir = temp_defs("budget", &[]);
+    write_many(&dir, 200);
+    let mut srcs = Vec::new();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        srcs.push((p.display().to_string(), std::fs::read_to_string(&p).unwrap()));
+    }
+    let ((work, bytes), (work_limit, byte_limit)) = defs::testing::cost(&srcs);
+    println!("200 services: {work} of {work_limit} steps, {bytes} of {byte_limit} estimated bytes");
+    assert!(work > 0 && work < work_limit / 10, "{work} of {work_limit}");
+    assert!(bytes > 0 && bytes < byte_limit / 10, "{bytes} of {byte_limit}");
+}
+
+/// `@tag(name)` fields take the daemon's variables (`--var`, TOML
+/// `[vars]`); variables no `@tag` reads still override `#var`.
+#[test]
+fn vars_bind_tagged_fields() {
+    let dir = temp_defs(
+        "tags",
+        &[(
+            "svc.cue",
+            r#"package defs
+
+#tagged: {
+    replicas: int | *1 @tag(replicas,type=int)
+    region: string | *"eu" @tag(region)
+}
+enable: "web": true
+services: "web": {
+    instances: [string]: {
+        image: "\(#var.image_prefix)web"
+        environment: {
+            REPLICAS: "\(#tagged.replicas)"
+            REGION: #tagged.region
+        }
+    }
+}
+"#,
+        )],
+    );
+    let d = defs::load_dir(&dir, &no_vars()).unwrap();
+    let t = &d.export_json(None)["services"]["web"]["template"]["environment"];
+    assert_eq!((t["REPLICAS"].as_str(), t["REGION"].as_str()), (Some("1"), Some("eu")));
+    let vars = BTreeMap::from([
+        ("replicas".to_string(), "3".to_string()),
+        ("region".to_string(), "us".to_string()),
+        ("image_prefix".to_string(), "dev-".to_string()),
+    ]);
+    let d = defs::load_dir(&dir, &vars).unwrap();
+    let t = &d.export_json(None)["services"]["web"]["template"];
+    assert_eq!(t["environment"]["REPLICAS"], json!("3"));
+    assert_eq!(t["environment"]["REGION"], json!("us"));
+    assert_eq!(t["image"], json!("dev-web"));
+    let bad = BTreeMap::from([("replicas".to_string(), "many".to_string())]);
+    let errs = defs::load_dir(&dir, &bad).unwrap_err();
+    assert!(errs[0].to_string().contains("svc.cue:4:24: @tag(replicas)"), "{errs:?}");
+}

@@ -7,8 +7,20 @@ use crate::defs::error::Pos;
 pub struct File {
     pub name: String,
     pub package: Option<(String, Pos)>,
+    /// Length of the source text in bytes (sizes the evaluation budget).
+    pub size: usize,
+    pub imports: Vec<Import>,
     /// The file's declarations as one struct literal (the package's root).
     pub body: Expr,
+}
+
+/// `import name "path"`: `name` (default: the path's last element, or
+/// the `:pkg` qualifier) refers to the package in this file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Import {
+    pub name: String,
+    pub path: String,
+    pub pos: Pos,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -23,10 +35,16 @@ pub enum Label {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Field {
+    /// `X=label: …`: `X` refers to this field in the enclosing scope.
+    pub alias: Option<String>,
     pub label: Label,
     pub label_pos: Pos,
     pub optional: bool,
+    /// `name!:`: must be made regular by some other declaration.
+    pub required: bool,
     pub value: Expr,
+    /// Attributes after the value: (name, body, position).
+    pub attrs: Vec<(String, String, Pos)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +57,11 @@ pub enum Clause {
     },
     If {
         cond: Expr,
+        pos: Pos,
+    },
+    Let {
+        name: String,
+        value: Expr,
         pos: Pos,
     },
 }
@@ -57,6 +80,9 @@ pub enum Decl {
     },
     /// `...` inside a struct: the struct stays open even in a definition.
     Ellipsis(Pos),
+    /// An expression written without a label: unified into the struct
+    /// (`{#Base, port: 1}`).
+    Embed(Expr),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +92,7 @@ pub enum Lit {
     Int(i64),
     Float(f64),
     Str(String),
+    Bytes(Vec<u8>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -85,6 +112,8 @@ pub enum UnOp {
     Gt,
     Ge,
     Ne,
+    Match,
+    NotMatch,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +132,8 @@ pub enum BinOp {
     Sub,
     Mul,
     Div,
+    Match,
+    NotMatch,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -111,12 +142,25 @@ pub enum ExprKind {
     Interp(Vec<InterpPart>),
     Ident(String),
     Struct(Vec<Decl>),
-    List { elems: Vec<Expr>, tail: Option<Box<Expr>> },
+    List {
+        elems: Vec<Expr>,
+        tail: Option<Box<Expr>>,
+    },
     Select(Box<Expr>, String),
     Index(Box<Expr>, Box<Expr>),
     Unary(UnOp, Box<Expr>),
     Binary(BinOp, Box<Expr>, Box<Expr>),
     Paren(Box<Expr>),
+    /// `_|_`
+    Bottom,
+    /// `for … if … let … {…}` as an element of a list literal: yields
+    /// zero or more elements.
+    Comprehension {
+        clauses: Vec<Clause>,
+        body: Box<Expr>,
+    },
+    /// `f(args…)`: a builtin function.
+    Call(Box<Expr>, Vec<Expr>),
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -4,6 +4,9 @@
 
 use serde::Serialize;
 
+use base64::Engine as _;
+
+use crate::defs::budget;
 use crate::defs::error::{CueError, Files, Pos};
 use crate::defs::value::{to_cue, Value};
 
@@ -21,6 +24,10 @@ pub enum Mode {
 }
 
 pub fn export(v: &Value, files: &Files, mode: Mode) -> Result<serde_json::Value, Vec<CueError>> {
+    // an evaluation that ran out of budget reports only that
+    if let Some(e) = budget::error() {
+        return Err(vec![e]);
+    }
     let mut errs = Vec::new();
     let out = walk(v, "", Pos::default(), files, mode, &mut errs, 0);
     if errs.is_empty() {
@@ -61,6 +68,8 @@ fn walk(
         Value::Int(i) => J::from(*i),
         Value::Float(f) => serde_json::Number::from_f64(*f).map(J::Number).unwrap_or(J::Null),
         Value::Str(s) => J::String(s.to_string()),
+        // as `cue export` does: standard base64
+        Value::Bytes(b) => J::String(base64::engine::general_purpose::STANDARD.encode(b)),
         // a template hole that depends on another hole
         Value::Bottom(e) if e.incomplete && mode == Mode::Lenient => J::String("<incomplete>".into()),
         Value::Bottom(e) => {

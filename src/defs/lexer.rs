@@ -18,12 +18,18 @@ pub enum Tok {
     Int(String),
     Float(String),
     Str(Vec<StrPart>),
+    /// `'…'`
+    Bytes(Vec<u8>),
     Package,
     Import,
     For,
     In,
     If,
     Let,
+    /// `_|_`
+    Bottom,
+    /// `@name(body)`: an attribute (body without the parentheses).
+    Attr(String, String),
     /// Punctuation and operators, by spelling.
     P(&'static str),
     Comma,
@@ -65,7 +71,14 @@ pub fn lex(src: &str, file: u32, files: &Files) -> Result<Vec<Token>, CueError> 
 fn inserts_comma(t: &Tok) -> bool {
     matches!(
         t,
-        Tok::Ident(_) | Tok::Int(_) | Tok::Float(_) | Tok::Str(_) | Tok::P(")" | "]" | "}" | "...")
+        Tok::Ident(_)
+            | Tok::Int(_)
+            | Tok::Float(_)
+            | Tok::Str(_)
+            | Tok::Bytes(_)
+            | Tok::Bottom
+            | Tok::Attr(..)
+            | Tok::P(")" | "]" | "}" | "...")
     )
 }
 
@@ -138,19 +151,28 @@ impl Lexer<'_> {
                 return Ok(out);
             }
             let c = self.peek(0);
-            if self.src[self.i..].starts_with(b"_|_") {
-                return Err(self.err(pos, unsupported("bottom (_|_)")));
-            }
-            let tok = if c.is_ascii_alphabetic() || c == b'_' || c == b'$' || c == b'#' {
+            let tok = if self.src[self.i..].starts_with(b"_|_") {
+                for _ in 0..3 {
+                    self.bump();
+                }
+                Tok::Bottom
+            } else if c == b'#' && self.src[self.i..].iter().find(|&&b| b != b'#') == Some(&b'"') {
+                // raw string: #"…"#, ##"…"## …
+                let hashes = self.src[self.i..].iter().take_while(|&&b| b == b'#').count();
+                for _ in 0..hashes {
+                    self.bump();
+                }
+                self.string(pos, hashes, b'"')?
+            } else if c.is_ascii_alphabetic() || c == b'_' || c == b'$' || c == b'#' {
                 self.ident()
             } else if c.is_ascii_digit() || (c == b'.' && self.peek(1).is_ascii_digit()) {
                 self.number(pos)?
             } else if c == b'"' {
-                self.string(pos)?
+                self.string(pos, 0, b'"')?
             } else if c == b'\'' {
-                return Err(self.err(pos, unsupported("a bytes literal ('…')")));
+                self.string(pos, 0, b'\'')?
             } else if c == b'@' {
-                return Err(self.err(pos, unsupported("an attribute (@…)")));
+                self.attribute(pos)?
             } else if c == b'`' {
                 return Err(self.err(pos, "illegal character '`'"));
             } else {
@@ -186,8 +208,55 @@ impl Lexer<'_> {
         }
     }
 
+    /// `@name(…)`, parentheses balanced, strings skipped whole.
+    fn attribute(&mut self, pos: Pos) -> Result<Tok, CueError> {
+        self.bump();
+        let start = self.i;
+        while self.peek(0).is_ascii_alphanumeric() || self.peek(0) == b'_' {
+            self.bump();
+        }
+        let name = String::from_utf8_lossy(&self.src[start..self.i]).into_owned();
+        if name.is_empty() || self.peek(0) != b'(' {
+            return Err(self.err(pos, "malformed attribute: expected @name(…)"));
+        }
+        self.bump();
+        let body_start = self.i;
+        let mut depth = 1usize;
+        loop {
+            match self.peek(0) {
+                0 if self.i >= self.src.len() => return Err(self.err(pos, "attribute not terminated")),
+                b'\n' => return Err(self.err(pos, "attribute not terminated")),
+                b'(' => depth += 1,
+                b')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                b'"' => {
+                    self.bump();
+                    while !matches!(self.peek(0), b'"' | b'\n') && self.i < self.src.len() {
+                        if self.peek(0) == b'\\' {
+                            self.bump();
+                        }
+                        self.bump();
+                    }
+                }
+                _ => {}
+            }
+            self.bump();
+        }
+        let body = String::from_utf8_lossy(&self.src[body_start..self.i]).into_owned();
+        self.bump();
+        Ok(Tok::Attr(name, body))
+    }
+
     fn ident(&mut self) -> Tok {
         let start = self.i;
+        // `_#x`: a hidden definition
+        if self.peek(0) == b'_' && self.peek(1) == b'#' {
+            self.bump();
+        }
         self.bump();
         while self.peek(0).is_ascii_alphanumeric() || self.peek(0) == b'_' || self.peek(0) == b'$' {
             self.bump();
@@ -247,8 +316,17 @@ impl Lexer<'_> {
         Ok(if float { Tok::Float(s) } else { Tok::Int(s) })
     }
 
-    fn string(&mut self, pos: Pos) -> Result<Tok, CueError> {
-        let multi = self.src[self.i..].starts_with(b"\"\"\"");
+    /// A string (`quote` `"`) or bytes (`'`) literal after `hashes` `#`s:
+    /// escapes need as many `#`s after the backslash, and the literal ends
+    /// at the quote followed by as many `#`s.
+    fn string(&mut self, pos: Pos, hashes: usize, quote: u8) -> Result<Tok, CueError> {
+        let triple = [quote; 3];
+        let multi = self.src[self.i..].starts_with(&triple);
+        let bytes = quote == b'\'';
+        if multi && bytes {
+            return Err(self.err(pos, unsupported("a multi-line bytes literal (''')")));
+        }
+        let closes = |lx: &Self, at: usize| lx.src[at..].iter().take(hashes).filter(|&&b| b == b'#').count() == hashes;
         if multi {
             for _ in 0..3 {
                 self.bump();
@@ -271,22 +349,26 @@ impl Lexer<'_> {
                 return Err(self.err(pos, "string literal not terminated"));
             }
             let c = self.peek(0);
-            if multi && self.src[self.i..].starts_with(b"\"\"\"") {
-                for _ in 0..3 {
+            if multi && self.src[self.i..].starts_with(&triple) && closes(self, self.i + 3) {
+                for _ in 0..3 + hashes {
                     self.bump();
                 }
                 break;
             }
-            if !multi && c == b'"' {
-                self.bump();
+            if !multi && c == quote && closes(self, self.i + 1) {
+                for _ in 0..1 + hashes {
+                    self.bump();
+                }
                 break;
             }
             if !multi && c == b'\n' {
                 return Err(self.err(pos, "string literal not terminated"));
             }
-            if c == b'\\' {
+            if c == b'\\' && closes(self, self.i + 1) {
                 let epos = self.pos();
-                self.bump();
+                for _ in 0..1 + hashes {
+                    self.bump();
+                }
                 let e = self.bump();
                 match e {
                     b'n' => cur.push(b'\n'),
@@ -297,6 +379,26 @@ impl Lexer<'_> {
                     b'v' => cur.push(11),
                     b'a' => cur.push(7),
                     b'\\' => cur.push(b'\\'),
+                    b'x' if bytes => {
+                        let hex = [self.bump(), self.bump()];
+                        let v = std::str::from_utf8(&hex)
+                            .ok()
+                            .and_then(|h| u8::from_str_radix(h, 16).ok());
+                        let Some(v) = v else {
+                            return Err(self.err(epos, "invalid hexadecimal escape"));
+                        };
+                        cur.push(v);
+                    }
+                    b'0'..=b'7' if bytes => {
+                        let oct = [e, self.bump(), self.bump()];
+                        let v = std::str::from_utf8(&oct)
+                            .ok()
+                            .and_then(|h| u8::from_str_radix(h, 8).ok());
+                        let Some(v) = v else {
+                            return Err(self.err(epos, "invalid octal escape"));
+                        };
+                        cur.push(v);
+                    }
                     b'"' => cur.push(b'"'),
                     b'\'' => cur.push(b'\''),
                     b'/' => cur.push(b'/'),
@@ -316,6 +418,7 @@ impl Lexer<'_> {
                         let mut buf = [0u8; 4];
                         cur.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
                     }
+                    b'(' if bytes => return Err(self.err(epos, unsupported("interpolation in a bytes literal"))),
                     b'(' => {
                         if !cur.is_empty() {
                             parts.push(StrPart::Lit(String::from_utf8_lossy(&cur).into_owned()));
@@ -329,6 +432,9 @@ impl Lexer<'_> {
                 continue;
             }
             cur.push(self.bump());
+        }
+        if bytes {
+            return Ok(Tok::Bytes(cur));
         }
         if !cur.is_empty() || parts.is_empty() {
             parts.push(StrPart::Lit(String::from_utf8_lossy(&cur).into_owned()));

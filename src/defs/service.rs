@@ -18,7 +18,7 @@ use crate::defs::eval::{Evaluator, ROOT};
 use crate::defs::export::{export, Mode};
 use crate::defs::load::PACKAGE;
 use crate::defs::value::quote;
-use crate::defs::{parse_all, parser, with_stack};
+use crate::defs::{parser, with_stack};
 
 /// Instance key used to show a service's template in `defs export`.
 const TEMPLATE_KEY: &str = "<template>";
@@ -167,6 +167,8 @@ pub struct Defs {
     pub vars: serde_json::Value,
     files: Files,
     parsed: Vec<File>,
+    /// Packages imported from `defs/`'s module, by import path.
+    packages: BTreeMap<String, Vec<File>>,
 }
 
 fn str_at<'v>(v: &'v serde_json::Value, path: &[&str]) -> Option<&'v str> {
@@ -179,17 +181,34 @@ fn str_at<'v>(v: &'v serde_json::Value, path: &[&str]) -> Option<&'v str> {
 
 impl Defs {
     /// Parses, evaluates and validates the sources (one package `defs`).
-    pub(crate) fn build(sources: Vec<(String, String)>) -> Result<Defs, Vec<CueError>> {
-        let files = Files {
-            names: sources.iter().map(|s| s.0.clone()).collect(),
-        };
-        let parsed = parse_all(&sources, &files, Some(PACKAGE))?;
+    pub(crate) fn build(
+        sources: Vec<(String, String)>,
+        vars: &BTreeMap<String, String>,
+        module: Option<&crate::defs::module::Module>,
+    ) -> Result<Defs, Vec<CueError>> {
+        let crate::defs::module::Program {
+            mut files,
+            main: mut parsed,
+            packages,
+        } = crate::defs::module::load(&sources, module, Some(PACKAGE))?;
+        // variables bind @tag fields; the rest override #var
+        let used = crate::defs::tags::apply(&mut parsed, vars, &files)?;
+        let rest: BTreeMap<String, String> = vars
+            .iter()
+            .filter(|(k, _)| !used.contains(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if !rest.is_empty() {
+            files.names.push("<config>".into());
+            let src = crate::defs::load::vars_source(&rest);
+            parsed.push(parser::parse_file(&src, (files.names.len() - 1) as u32, &files).map_err(|e| vec![e])?);
+        }
         check_vars(&parsed)?;
         // one evaluator for both passes; the template file is added after
         // the root is exported
         let mut files2 = files.clone();
         files2.names.push("<template>".into());
-        let mut ev = Evaluator::new(parsed.iter(), &files2);
+        let mut ev = Evaluator::with_packages(parsed.iter(), &packages, &files2);
         let root = ev.materialize(ROOT);
         let json = export(&root, &files, Mode::Strict)?;
         let vars = match ev.field(ROOT, "#var") {
@@ -330,6 +349,7 @@ impl Defs {
             vars,
             files,
             parsed,
+            packages,
         })
     }
 
@@ -384,7 +404,8 @@ impl Defs {
             files.names.push("<injected>".into());
             let f = parser::parse_file(&synth, (files.names.len() - 1) as u32, &files)
                 .map_err(|e| ResolveError::Cue(vec![e]))?;
-            let mut ev = Evaluator::new(self.parsed.iter().chain(std::iter::once(&f)), &files);
+            let mut ev =
+                Evaluator::with_packages(self.parsed.iter().chain(std::iter::once(&f)), &self.packages, &files);
             let v = path_vertex(&mut ev, &["services", service, "instances", instance_key])
                 .ok_or_else(|| ResolveError::Invalid("instance not found".into()))?;
             let val = ev.materialize(v);

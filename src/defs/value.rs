@@ -2,12 +2,18 @@
 //! CUE value (no references left): concrete scalars, constraints on scalars
 //! (`string`, `>0 & <10`), structs, lists, disjunctions with defaults, and
 //! bottom (an error). Unification here is the value-level lattice meet; the
-//! lazy, reference-aware part lives in `eval.rs`.
+//! lazy, reference-aware part lives in `eval/`.
 
 use std::fmt::Write as _;
 use std::rc::Rc;
 
+use crate::defs::budget;
 use crate::defs::error::{CueError, Pos};
+use crate::defs::re;
+
+/// The conflict reported when the evaluation budget ran out (`budget.rs`
+/// replaces it by the positioned error).
+const BUDGET: &str = "evaluation budget exceeded";
 
 /// Largest disjunction a unification may produce; beyond it evaluation
 /// would explode (`(a|b) & (c|d) & …`).
@@ -20,8 +26,9 @@ pub const K_FLOAT: u8 = 8;
 pub const K_STRING: u8 = 16;
 pub const K_STRUCT: u8 = 32;
 pub const K_LIST: u8 = 64;
+pub const K_BYTES: u8 = 128;
 pub const K_NUMBER: u8 = K_INT | K_FLOAT;
-pub const K_ALL: u8 = 127;
+pub const K_ALL: u8 = 255;
 /// Everything but null: the kinds `!=null` admits.
 pub const K_NOT_NULL: u8 = K_ALL & !K_NULL;
 
@@ -32,6 +39,10 @@ pub enum BoundOp {
     Gt,
     Ge,
     Ne,
+    /// `=~"re"`: a string containing a match of the expression.
+    Match,
+    /// `!~"re"`
+    NotMatch,
 }
 
 /// A non-concrete scalar: allowed kinds plus bounds, e.g. `int & >0`.
@@ -74,6 +85,7 @@ pub enum Value {
     Int(i64),
     Float(f64),
     Str(Rc<str>),
+    Bytes(Rc<[u8]>),
     Basic(Rc<Basic>),
     Struct(Rc<StructV>),
     List(Rc<ListV>),
@@ -106,6 +118,7 @@ impl Value {
             Value::Int(_) => K_INT,
             Value::Float(_) => K_FLOAT,
             Value::Str(_) => K_STRING,
+            Value::Bytes(_) => K_BYTES,
             Value::Struct(_) => K_STRUCT,
             Value::List(_) => K_LIST,
             _ => 0,
@@ -131,7 +144,7 @@ impl Value {
     pub fn is_concrete_scalar(&self) -> bool {
         matches!(
             self,
-            Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::Str(_)
+            Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::Str(_) | Value::Bytes(_)
         )
     }
 }
@@ -143,6 +156,7 @@ fn kind_name(k: u8) -> String {
         (K_INT, "int"),
         (K_FLOAT, "float"),
         (K_STRING, "string"),
+        (K_BYTES, "bytes"),
         (K_STRUCT, "struct"),
         (K_LIST, "list"),
     ];
@@ -180,6 +194,25 @@ pub fn fmt_float(f: f64) -> String {
     }
 }
 
+/// CUE text of a bytes value: `'…'` with escapes.
+pub fn quote_bytes(b: &[u8]) -> String {
+    let mut s = String::from("'");
+    for &c in b {
+        match c {
+            b'\'' => s.push_str("\\'"),
+            b'\\' => s.push_str("\\\\"),
+            b'\n' => s.push_str("\\n"),
+            b'\t' => s.push_str("\\t"),
+            0x20..=0x7e => s.push(c as char),
+            _ => {
+                let _ = write!(s, "\\x{c:02x}");
+            }
+        }
+    }
+    s.push('\'');
+    s
+}
+
 pub fn quote(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| format!("{s:?}"))
 }
@@ -200,13 +233,22 @@ fn is_ident(s: &str) -> bool {
 
 /// CUE source text of a value (used in messages, `defs export` and tests).
 pub fn to_cue(v: &Value) -> String {
+    to_cue_capped(v, MAX_TEXT)
+}
+
+/// Longest text [`to_cue`] writes (values can be large; texts are for
+/// people).
+const MAX_TEXT: usize = 1 << 20;
+
+/// CUE text of a value, cut off after about `cap` bytes.
+fn to_cue_capped(v: &Value, cap: usize) -> String {
     let mut s = String::new();
-    write_cue(v, &mut s, 0);
+    write_cue(v, &mut s, 0, cap);
     s
 }
 
-fn write_cue(v: &Value, out: &mut String, depth: usize) {
-    if depth > 300 {
+fn write_cue(v: &Value, out: &mut String, depth: usize, cap: usize) {
+    if depth > 300 || out.len() > cap {
         out.push_str("...");
         return;
     }
@@ -222,6 +264,7 @@ fn write_cue(v: &Value, out: &mut String, depth: usize) {
         }
         Value::Float(f) => out.push_str(&fmt_float(*f)),
         Value::Str(s) => out.push_str(&quote(s)),
+        Value::Bytes(b) => out.push_str(&quote_bytes(b)),
         Value::Basic(b) => {
             let mut parts = Vec::new();
             let implied = b.bounds.iter().fold(0u8, |k, (_, v)| k | bound_kinds(v));
@@ -235,9 +278,11 @@ fn write_cue(v: &Value, out: &mut String, depth: usize) {
                     BoundOp::Gt => ">",
                     BoundOp::Ge => ">=",
                     BoundOp::Ne => "!=",
+                    BoundOp::Match => "=~",
+                    BoundOp::NotMatch => "!~",
                 };
                 let mut t = String::new();
-                write_cue(bv, &mut t, depth + 1);
+                write_cue(bv, &mut t, depth + 1, cap);
                 parts.push(format!("{o}{t}"));
             }
             out.push_str(&parts.join(" & "));
@@ -257,7 +302,7 @@ fn write_cue(v: &Value, out: &mut String, depth: usize) {
                     out.push('?');
                 }
                 out.push_str(": ");
-                write_cue(&f.value, out, depth + 1);
+                write_cue(&f.value, out, depth + 1, cap);
             }
             out.push('}');
         }
@@ -267,7 +312,7 @@ fn write_cue(v: &Value, out: &mut String, depth: usize) {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                write_cue(e, out, depth + 1);
+                write_cue(e, out, depth + 1, cap);
             }
             if let Some(t) = &l.tail {
                 if !l.elems.is_empty() {
@@ -275,7 +320,7 @@ fn write_cue(v: &Value, out: &mut String, depth: usize) {
                 }
                 out.push_str("...");
                 if *t != Value::Top {
-                    write_cue(t, out, depth + 1);
+                    write_cue(t, out, depth + 1, cap);
                 }
             }
             out.push(']');
@@ -295,7 +340,7 @@ fn write_cue(v: &Value, out: &mut String, depth: usize) {
                 if paren {
                     out.push('(');
                 }
-                write_cue(a, out, depth + 1);
+                write_cue(a, out, depth + 1, cap);
                 if paren {
                     out.push(')');
                 }
@@ -320,6 +365,7 @@ pub fn compare(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
         (Value::Float(x), Value::Int(y)) => x.partial_cmp(&(*y as f64)),
         (Value::Float(x), Value::Float(y)) => x.partial_cmp(y),
         (Value::Str(x), Value::Str(y)) => Some(x.cmp(y)),
+        (Value::Bytes(x), Value::Bytes(y)) => Some(x.cmp(y)),
         _ => None,
     }
 }
@@ -339,13 +385,16 @@ fn bound_ok(op: BoundOp, bound: &Value, v: &Value) -> bool {
     if op == BoundOp::Ne {
         return !equal(v, bound);
     }
+    if let (BoundOp::Match | BoundOp::NotMatch, Value::Str(re), Value::Str(s)) = (op, bound, v) {
+        return re::is_match(re, s) == (op == BoundOp::Match);
+    }
     match compare(v, bound) {
         Some(o) => match op {
             BoundOp::Lt => o == Less,
             BoundOp::Le => o != Greater,
             BoundOp::Gt => o == Greater,
             BoundOp::Ge => o != Less,
-            BoundOp::Ne => true,
+            BoundOp::Ne | BoundOp::Match | BoundOp::NotMatch => true,
         },
         None => false,
     }
@@ -364,7 +413,7 @@ fn conflict(a: &Value, b: &Value) -> Conflict {
 }
 
 fn short(v: &Value) -> String {
-    let s = to_cue(v);
+    let s = to_cue_capped(v, 64);
     if s.len() > 60 {
         match v {
             Value::Struct(_) => "{...}".into(),
@@ -383,6 +432,9 @@ pub fn unify(a: &Value, b: &Value) -> Result<Value, Conflict> {
 }
 
 fn unify_d(a: &Value, b: &Value, depth: usize) -> Result<Value, Conflict> {
+    if !budget::charge(1, 0) {
+        return Err(BUDGET.into());
+    }
     if depth > 400 {
         return Err("value nested too deeply".into());
     }
@@ -524,7 +576,7 @@ fn simplify_bounds(kinds: u8, bounds: &[(BoundOp, Value)]) -> Result<(), Conflic
                     None => Some((v, strict)),
                 }
             }
-            BoundOp::Ne => {}
+            BoundOp::Ne | BoundOp::Match | BoundOp::NotMatch => {}
         }
     }
     let _ = kinds;
@@ -762,6 +814,8 @@ pub fn disjunction(alts: Vec<(Value, bool)>) -> Result<Value, Conflict> {
 }
 
 fn unify_structs(x: &StructV, y: &StructV, depth: usize) -> Result<Value, Conflict> {
+    let n = (x.fields.len() + y.fields.len()) as u64;
+    budget::charge(n, n * std::mem::size_of::<FieldV>() as u64);
     let mut fields = x.fields.clone();
     for f in &y.fields {
         if let Some(e) = fields.iter_mut().find(|e| e.label == f.label) {
@@ -789,6 +843,7 @@ fn unify_structs(x: &StructV, y: &StructV, depth: usize) -> Result<Value, Confli
 
 fn unify_lists(x: &ListV, y: &ListV, depth: usize) -> Result<Value, Conflict> {
     let n = x.elems.len().max(y.elems.len());
+    budget::charge(n as u64, (n * std::mem::size_of::<Value>()) as u64);
     let mut elems = Vec::with_capacity(n);
     for i in 0..n {
         let a = match (x.elems.get(i), &x.tail) {

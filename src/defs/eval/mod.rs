@@ -14,15 +14,30 @@
 //! `#D`'s fields at `x`, so a field inside `#D` that refers to `port` sees 1,
 //! and a template field may refer to a sibling filled in later.
 //!
-//! Closedness: conjuncts coming from a definition carry an *origin*; a
-//! vertex allows a field only if every closed origin declares it, matches it
-//! with a pattern, or has `...`.
+//! Closedness: conjuncts coming from a definition carry a node of the
+//! close tree (`closed.rs`), which decides which fields a vertex admits.
+//!
+//! This file holds the vertices: shaping (expanding conjuncts, struct and
+//! list literals, embeddings, patterns) and materialization (values,
+//! disjunctions, closedness checks). Beside it: `refs.rs` resolves
+//! references through scopes, `expr.rs` evaluates expressions as values,
+//! `comprehension.rs` runs comprehension clauses.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 
+mod comprehension;
+mod expr;
+mod refs;
+
+use refs::names_definition;
+
 use crate::defs::ast::*;
+use crate::defs::budget;
+use crate::defs::builtins::{self, CallError, Func};
+use crate::defs::closed::{CloseTree, Group, Kind, NodeId};
 use crate::defs::error::{unsupported, CueError, Files, Pos};
+use crate::defs::re;
 use crate::defs::value::*;
 
 pub type VId = usize;
@@ -32,22 +47,23 @@ type EnvId = usize;
 /// an error rather than exhausting the stack.
 const MAX_EVAL_DEPTH: usize = 1200;
 
-/// Most vertices one evaluation may create (guards exponential sharing);
-/// 200 realistic service files need fewer than 60 000.
-const MAX_VERTICES: usize = 500_000;
+/// Estimated bytes of the evaluator's records, for the budget: a vertex
+/// with its first allocations, an environment, a conjunct (kept twice: in
+/// `conjs` and `flat`), an arc (index entry and label), a struct field.
+const VERTEX_BYTES: u64 = std::mem::size_of::<Vertex>() as u64 + 256;
+const ENV_BYTES: u64 = std::mem::size_of::<Env>() as u64 + 16;
+const CONJ_BYTES: u64 = 2 * std::mem::size_of::<Conj>() as u64;
+const ARC_BYTES: u64 = 64;
+const FIELD_BYTES: u64 = std::mem::size_of::<FieldV>() as u64;
 
 /// Longest string a computation may build (guards `a + a` doubling).
 const MAX_STRING: usize = 1 << 24;
-
-/// Origins of closed conjuncts written directly in a definition field are
-/// this base plus the field's vertex id; fresh origins count up from 0.
-const DEF_ORIGIN_BASE: u32 = 1 << 30;
 
 #[derive(Clone, Copy)]
 struct Conj<'a> {
     expr: &'a Expr,
     env: EnvId,
-    closed: Option<u32>,
+    closed: Option<NodeId>,
     /// From an optional field or a pattern: recursion through it is
     /// bounded by the data, so it is not a structural cycle.
     opt: bool,
@@ -57,6 +73,10 @@ struct Conj<'a> {
 enum Target {
     Vertex(VId),
     Value(Value),
+    /// An imported standard-library package (`strings`).
+    Package(&'static str),
+    /// A builtin function, to be called.
+    Func(Func),
 }
 
 enum EnvKind<'a> {
@@ -73,6 +93,37 @@ enum EnvKind<'a> {
         name: &'a str,
         target: Target,
     },
+    /// The imports of one file.
+    Imports(Vec<(&'a str, Import)>),
+}
+
+/// What an import name stands for.
+#[derive(Clone, Copy)]
+enum Import {
+    /// A standard-library package.
+    Std(&'static str),
+    /// The root vertex of a package of the module.
+    Module(VId),
+}
+
+/// The names a package's files declare at top level (visible in all its
+/// files).
+fn top_names<'a>(files: impl IntoIterator<Item = &'a File>) -> HashSet<&'a str> {
+    let mut names = HashSet::new();
+    for f in files {
+        if let ExprKind::Struct(decls) = &f.body.kind {
+            for d in decls {
+                if let Decl::Field(Field {
+                    label: Label::Name { name, quoted: false },
+                    ..
+                }) = d
+                {
+                    names.insert(name.as_str());
+                }
+            }
+        }
+    }
+    names
 }
 
 struct Env<'a> {
@@ -85,22 +136,15 @@ struct Pattern<'a> {
     alias: Option<&'a str>,
     value: &'a Expr,
     env: EnvId,
-    closed: Option<u32>,
+    closed: Option<NodeId>,
     matcher: Option<Value>,
-}
-
-struct Group {
-    origin: u32,
-    labels: HashSet<String>,
-    patterns: Vec<usize>,
-    open: bool,
 }
 
 struct Comp<'a> {
     clauses: &'a [Clause],
     body: &'a Expr,
     env: EnvId,
-    closed: Option<u32>,
+    closed: Option<NodeId>,
 }
 
 #[derive(Default)]
@@ -151,6 +195,18 @@ struct Vertex<'a> {
     orders: Vec<Vec<VId>>,
     value: Option<Value>,
     evaluating: bool,
+    /// Re-evaluates another vertex for one disjunction alternative: the
+    /// leaves of embeddings are among its conjuncts already.
+    skip_embeds: bool,
+    /// Declared `name!:`: an error unless some declaration makes it regular.
+    must: bool,
+    /// A struct literal of only embeddings and value-yielding
+    /// comprehensions was expanded here: `{}` if nothing else gives a value.
+    maybe_struct: bool,
+    /// A hidden field (`_x`): not exported, not ranged over, not closed.
+    hidden: bool,
+    /// Close node of a definition field's own conjuncts.
+    def_node: Option<NodeId>,
 }
 
 /// One evaluation of a set of files (one package).
@@ -159,12 +215,16 @@ pub struct Evaluator<'a> {
     vs: Vec<Vertex<'a>>,
     envs: Vec<Env<'a>>,
     depth: usize,
-    next_origin: u32,
+    closes: CloseTree,
     root_env: EnvId,
     /// Closedness of the conjunct whose expression is being evaluated, for
     /// struct and list literals evaluated as values (list elements inside a
     /// definition are closed too).
-    closing: Option<u32>,
+    closing: Option<NodeId>,
+    /// Root vertices of imported module packages, by import path.
+    packages: HashMap<&'a str, VId>,
+    /// Meters this evaluation's cost (`budget.rs`) while it lives.
+    _meter: budget::Guard,
 }
 
 pub const ROOT: VId = 0;
@@ -175,36 +235,75 @@ impl<'a> Evaluator<'a> {
     where
         I: IntoIterator<Item = &'a File> + Clone,
     {
-        let mut names = HashSet::new();
-        for f in parsed.clone() {
-            if let ExprKind::Struct(decls) = &f.body.kind {
-                for d in decls {
-                    if let Decl::Field(Field {
-                        label: Label::Name { name, quoted: false },
-                        ..
-                    }) = d
-                    {
-                        names.insert(name.as_str());
-                    }
-                }
-            }
-        }
+        static NO_PACKAGES: BTreeMap<String, Vec<File>> = BTreeMap::new();
+        Self::with_packages(parsed, &NO_PACKAGES, files)
+    }
+
+    /// Sets up the main package made of `parsed` and the packages it
+    /// imports from its module (`module.rs`), each under its own root.
+    pub fn with_packages<I>(parsed: I, packages: &'a BTreeMap<String, Vec<File>>, files: &'a Files) -> Self
+    where
+        I: IntoIterator<Item = &'a File> + Clone,
+    {
+        let size: usize = parsed.clone().into_iter().map(|f| f.size).sum::<usize>()
+            + packages.values().flatten().map(|f| f.size).sum::<usize>();
         let mut ev = Evaluator {
             files,
             vs: Vec::new(),
             envs: Vec::new(),
             depth: 0,
-            next_origin: 0,
+            closes: CloseTree::default(),
             root_env: 0,
             closing: None,
+            packages: HashMap::new(),
+            _meter: budget::start(size),
         };
         ev.vs.push(Vertex {
             is_arc: true,
             ..Default::default()
         });
-        ev.root_env = ev.new_env(None, EnvKind::Package { vertex: ROOT, names });
+        ev.root_env = ev.new_env(
+            None,
+            EnvKind::Package {
+                vertex: ROOT,
+                names: top_names(parsed.clone()),
+            },
+        );
+        // imported packages: a root vertex and scope each
+        let mut pkg_envs = Vec::new();
+        for (path, pfiles) in packages {
+            ev.vs.push(Vertex {
+                is_arc: true,
+                label: path.rsplit(['/', ':']).next().unwrap_or(path).to_string(),
+                ..Default::default()
+            });
+            let root = ev.vs.len() - 1;
+            let env = ev.new_env(
+                None,
+                EnvKind::Package {
+                    vertex: root,
+                    names: top_names(pfiles.iter()),
+                },
+            );
+            ev.packages.insert(path.as_str(), root);
+            pkg_envs.push((root, env, pfiles));
+        }
+        for (root, env, pfiles) in pkg_envs {
+            for f in pfiles {
+                let fenv = ev.file_env_in(f, env);
+                ev.add_conj(
+                    root,
+                    Conj {
+                        expr: &f.body,
+                        env: fenv,
+                        closed: None,
+                        opt: false,
+                    },
+                );
+            }
+        }
         for f in parsed {
-            let env = ev.root_env;
+            let env = ev.file_env(f);
             ev.add_conj(
                 ROOT,
                 Conj {
@@ -222,7 +321,7 @@ impl<'a> Evaluator<'a> {
     /// top-level fields must already exist, e.g. `services`); vertices that
     /// receive its conjuncts are re-evaluated.
     pub fn add_file(&mut self, f: &'a File) {
-        let env = self.root_env;
+        let env = self.file_env(f);
         self.add_conj(
             ROOT,
             Conj {
@@ -234,12 +333,41 @@ impl<'a> Evaluator<'a> {
         );
     }
 
+    /// The scope of a main-package file's declarations.
+    fn file_env(&mut self, f: &'a File) -> EnvId {
+        self.file_env_in(f, self.root_env)
+    }
+
+    /// The scope of a file's declarations: its package, plus its imports
+    /// (checked by `module.rs`: only the subset's and the module's
+    /// packages get here).
+    fn file_env_in(&mut self, f: &'a File, package: EnvId) -> EnvId {
+        let imports: Vec<(&'a str, Import)> = f
+            .imports
+            .iter()
+            .filter_map(|i| {
+                let target = match builtins::package(&i.path) {
+                    Some(p) => Import::Std(p),
+                    None => Import::Module(*self.packages.get(i.path.as_str())?),
+                };
+                Some((i.name.as_str(), target))
+            })
+            .collect();
+        if imports.is_empty() {
+            package
+        } else {
+            self.new_env(Some(package), EnvKind::Imports(imports))
+        }
+    }
+
     fn new_env(&mut self, parent: Option<EnvId>, kind: EnvKind<'a>) -> EnvId {
+        budget::charge(0, ENV_BYTES);
         self.envs.push(Env { parent, kind });
         self.envs.len() - 1
     }
 
     fn new_vertex(&mut self, parent: VId, label: String, pos: Pos) -> VId {
+        budget::charge(0, VERTEX_BYTES + label.len() as u64);
         self.vs.push(Vertex {
             parent: Some(parent),
             label,
@@ -262,6 +390,7 @@ impl<'a> Evaluator<'a> {
     }
 
     fn add_conj(&mut self, v: VId, c: Conj<'a>) {
+        budget::charge(0, CONJ_BYTES);
         let vx = &mut self.vs[v];
         if vx.pos.is_none() {
             vx.pos = Some(c.expr.pos);
@@ -297,6 +426,11 @@ impl<'a> Evaluator<'a> {
     }
 
     fn enter(&mut self, pos: Pos) -> Result<(), CueError> {
+        if !budget::charge(1, 0) {
+            if let Some(e) = budget::exceeded_at(self.files, pos) {
+                return Err(e);
+            }
+        }
         self.depth += 1;
         if self.depth > MAX_EVAL_DEPTH {
             self.depth -= 1;
@@ -400,6 +534,10 @@ impl<'a> Evaluator<'a> {
                     self.record_leaf(v, c);
                     self.accumulate(v, val, c.expr.pos)
                 }
+                Ok(Target::Package(_) | Target::Func(_)) => {
+                    let e = self.err(c.expr.pos, "cannot use a package or function as a value");
+                    self.vs[v].errors.push(e);
+                }
                 Err(e) => self.vs[v].errors.push(e),
             },
             ExprKind::Binary(BinOp::Or, ..) | ExprKind::Unary(UnOp::Default, _) => {
@@ -465,15 +603,19 @@ impl<'a> Evaluator<'a> {
             self.shape(p);
         }
         let conjs = self.vs[w].conjs.clone();
-        let closing = self.vs[w].is_def || c.closed.is_some();
-        let origin = if closing || conjs.iter().any(|x| x.closed.is_some()) {
-            self.next_origin += 1;
-            Some(self.next_origin)
-        } else {
-            None
+        budget::charge(conjs.len() as u64, CONJ_BYTES * conjs.len() as u64);
+        // as in the reference: the referenced conjuncts all get one fresh
+        // node under the referring conjunct's, closing when the reference
+        // names a definition (`#A`, `#A.b`, `x.#B`); how they were closed
+        // where they came from does not travel (`s: #S` then `s.sub` is
+        // open, `#S.sub` is closed); each reference is checked on its own
+        let is_def = names_definition(c.expr);
+        let closed = match (is_def, c.closed) {
+            (false, None) => None,
+            (true, parent) => Some(self.closes.add(parent, Kind::Def)),
+            (false, parent) => Some(self.closes.add(parent, Kind::Plain)),
         };
         for wc in conjs {
-            let closed = if closing || wc.closed.is_some() { origin } else { None };
             self.expand(v, Conj { closed, ..wc });
         }
     }
@@ -504,6 +646,7 @@ impl<'a> Evaluator<'a> {
             return a;
         }
         let a = self.new_vertex(v, name.to_string(), pos);
+        budget::charge(0, ARC_BYTES + name.len() as u64);
         self.vs[a].is_arc = true;
         self.vs[v].arcs.push(a);
         self.vs[v].arc_index.insert(name.to_string(), a);
@@ -511,12 +654,12 @@ impl<'a> Evaluator<'a> {
         a
     }
 
-    fn group(&mut self, v: VId, origin: u32) -> usize {
-        if let Some(i) = self.vs[v].groups.iter().position(|g| g.origin == origin) {
+    fn group(&mut self, v: VId, node: NodeId) -> usize {
+        if let Some(i) = self.vs[v].groups.iter().position(|g| g.node == node) {
             return i;
         }
         self.vs[v].groups.push(Group {
-            origin,
+            node,
             labels: HashSet::new(),
             patterns: Vec::new(),
             open: false,
@@ -525,7 +668,24 @@ impl<'a> Evaluator<'a> {
     }
 
     fn add_struct(&mut self, v: VId, decls: &'a [Decl], c: Conj<'a>) {
-        self.vs[v].is_struct = true;
+        // a literal of only embeddings is what it embeds (`{1}` is 1)
+        let embeds = decls.iter().filter(|d| matches!(d, Decl::Embed(_))).count();
+        // (as are comprehensions that yield embedded values: `{if c {"x"}}`)
+        let yields_value = |d: &Decl| match d {
+            Decl::Comprehension { body, .. } => {
+                matches!(&body.kind, ExprKind::Struct(ds) if ds.iter().any(|x| matches!(x, Decl::Embed(_))))
+            }
+            _ => false,
+        };
+        let only_embeds = decls.iter().any(|d| matches!(d, Decl::Embed(_)) || yields_value(d))
+            && decls
+                .iter()
+                .all(|d| matches!(d, Decl::Embed(_) | Decl::Let { .. }) || yields_value(d));
+        if !only_embeds {
+            self.vs[v].is_struct = true;
+        } else {
+            self.vs[v].maybe_struct = true;
+        }
         if self.vs[v].struct_pos.is_none() {
             self.vs[v].struct_pos = Some(c.expr.pos);
         }
@@ -554,7 +714,14 @@ impl<'a> Evaluator<'a> {
         if let EnvKind::Struct { lets: l, .. } = &mut self.envs[env].kind {
             *l = lets;
         }
-        let group = c.closed.map(|o| self.group(v, o));
+        // with embeddings the literal needs a node even outside
+        // definitions: what it declares lets the embedded values' fields
+        // be joined by its own (`{#A, b: 1}` admits a and b)
+        let node = match c.closed {
+            None if embeds > 0 => Some(self.closes.add(None, Kind::Plain)),
+            n => n,
+        };
+        let group = node.map(|o| self.group(v, o));
         let mut order = Vec::new();
         for d in decls {
             match d {
@@ -593,15 +760,29 @@ impl<'a> Evaluator<'a> {
                             continue;
                         }
                     };
-                    let is_def = matches!(&f.label, Label::Name { quoted: false, .. }) && name.starts_with('#');
+                    let ident = matches!(&f.label, Label::Name { quoted: false, .. });
+                    let is_def = ident && (name.starts_with('#') || name.starts_with("_#"));
                     let a = self.arc(v, &name, f.label_pos);
+                    if ident && name.starts_with('_') {
+                        self.vs[a].hidden = true;
+                    }
                     order.push(a);
-                    if !f.optional {
+                    if f.required {
+                        self.vs[a].must = true;
+                    } else if !f.optional {
                         self.vs[a].required = true;
                     }
                     let closed = if is_def {
                         self.vs[a].is_def = true;
-                        Some(DEF_ORIGIN_BASE + a as u32)
+                        let node = match self.vs[a].def_node {
+                            Some(n) => n,
+                            None => {
+                                let n = self.closes.add(None, Kind::Def);
+                                self.vs[a].def_node = Some(n);
+                                n
+                            }
+                        };
+                        Some(node)
                     } else {
                         c.closed
                     };
@@ -619,11 +800,13 @@ impl<'a> Evaluator<'a> {
                     );
                 }
                 Decl::Comprehension { clauses, body } => {
+                    // what it yields is declared by this literal (an
+                    // embedding struct admits it)
                     self.vs[v].comps.push(Comp {
                         clauses,
                         body,
                         env,
-                        closed: c.closed,
+                        closed: node,
                     });
                     self.vs[v].dirty = true;
                 }
@@ -632,7 +815,26 @@ impl<'a> Evaluator<'a> {
                         self.vs[v].groups[g].open = true;
                     }
                 }
-                Decl::Let { .. } => {}
+                Decl::Embed(_) | Decl::Let { .. } => {}
+            }
+        }
+        // embedded values come after the literal's own fields (the output
+        // order of `cue export`); a vertex re-evaluated for a disjunction
+        // got their leaves already
+        if embeds > 0 && !self.vs[v].skip_embeds {
+            for d in decls {
+                if let Decl::Embed(e) = d {
+                    let closed = node.map(|n| self.closes.add(Some(n), Kind::Embed));
+                    self.expand(
+                        v,
+                        Conj {
+                            expr: e,
+                            env,
+                            closed,
+                            opt: c.opt,
+                        },
+                    );
+                }
             }
         }
         if order.len() > 1 {
@@ -672,18 +874,22 @@ impl<'a> Evaluator<'a> {
                 }
             }
         }
-        let mut done = vec![false; n];
+        // the smallest (rank, index) without predecessors left, or, in a
+        // cycle of contradicting orders, the smallest left at all; ordered
+        // sets keep this O(n log n) (large structs with reversed orders
+        // made it quadratic)
+        let mut ready: BTreeSet<(usize, usize)> = (0..n).filter(|&i| indeg[i] == 0).map(|i| (rank[i], i)).collect();
+        let mut left: BTreeSet<(usize, usize)> = (0..n).map(|i| (rank[i], i)).collect();
         let mut out = Vec::with_capacity(n);
-        while out.len() < n {
-            let pick = (0..n)
-                .filter(|&i| !done[i] && indeg[i] == 0)
-                .min_by_key(|&i| (rank[i], i))
-                .or_else(|| (0..n).filter(|&i| !done[i]).min_by_key(|&i| (rank[i], i)));
-            let Some(i) = pick else { break };
-            done[i] = true;
+        while let Some(&(r, i)) = ready.first().or_else(|| left.first()) {
+            ready.remove(&(r, i));
+            left.remove(&(r, i));
             out.push(vx.arcs[i]);
             for &s in &succ[i] {
                 indeg[s] = indeg[s].saturating_sub(1);
+                if indeg[s] == 0 && left.contains(&(rank[s], s)) {
+                    ready.insert((rank[s], s));
+                }
             }
         }
         out
@@ -693,11 +899,18 @@ impl<'a> Evaluator<'a> {
     /// that they unify element-wise with other lists lazily (an element may
     /// refer to a sibling field another list fills in).
     fn add_list(&mut self, v: VId, elems: &'a [Expr], tail: Option<&'a Expr>, c: Conj<'a>) {
+        let elems = match self.list_elems(elems, c.env, v) {
+            Ok(e) => e,
+            Err(e) => {
+                self.vs[v].errors.push(e);
+                return;
+            }
+        };
         self.vs[v].lists.push((elems.len(), tail.is_some(), c.expr.pos));
-        for (i, e) in elems.iter().enumerate() {
+        for (i, &(e, env)) in elems.iter().enumerate() {
             let a = self.arc(v, &i.to_string(), e.pos);
             self.vs[a].required = true;
-            self.add_conj(a, Conj { expr: e, ..c });
+            self.add_conj(a, Conj { expr: e, env, ..c });
         }
         if let Some(t) = tail {
             self.vs[v].tails.push((elems.len(), Conj { expr: t, ..c }));
@@ -753,7 +966,7 @@ impl<'a> Evaluator<'a> {
         let arcs = self.vs[v].arcs.clone();
         for a in arcs {
             let from = self.vs[a].applied;
-            if from == np || self.vs[a].is_def {
+            if from == np || self.vs[a].is_def || self.vs[a].hidden {
                 continue;
             }
             self.vs[a].applied = np;
@@ -790,113 +1003,6 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn run_clauses(&mut self, v: VId, clauses: &'a [Clause], body: &'a Expr, env: EnvId, closed: Option<u32>) {
-        let Some((first, rest)) = clauses.split_first() else {
-            self.vs[v].extra.push(Conj {
-                expr: body,
-                env,
-                closed,
-                opt: false,
-            });
-            self.vs[v].dirty = true;
-            return;
-        };
-        match first {
-            Clause::If { cond, pos } => match self.eval_expr(cond, env, v).default() {
-                Value::Bool(true) => self.run_clauses(v, rest, body, env, closed),
-                Value::Bool(false) => {}
-                Value::Bottom(e) => self.vs[v].errors.push((*e).clone()),
-                other => {
-                    let e = if is_incomplete(&other) {
-                        self.files
-                            .incomplete(*pos, format!("incomplete condition: {}", to_cue(&other)))
-                    } else {
-                        self.err(*pos, format!("cannot use {} as bool in if clause", to_cue(&other)))
-                    };
-                    self.vs[v].errors.push(e);
-                }
-            },
-            Clause::For {
-                key,
-                value,
-                source,
-                pos,
-            } => {
-                let items: Vec<(Value, Target)> = match self.for_items(source, env, v, *pos) {
-                    Ok(i) => i,
-                    Err(e) => {
-                        self.vs[v].errors.push(e);
-                        return;
-                    }
-                };
-                for (k, val) in items {
-                    let mut e2 = env;
-                    if let Some(k_name) = key {
-                        e2 = self.new_env(
-                            Some(e2),
-                            EnvKind::Bind {
-                                name: k_name,
-                                target: Target::Value(k),
-                            },
-                        );
-                    }
-                    e2 = self.new_env(
-                        Some(e2),
-                        EnvKind::Bind {
-                            name: value,
-                            target: val,
-                        },
-                    );
-                    self.run_clauses(v, rest, body, e2, closed);
-                }
-            }
-        }
-    }
-
-    fn for_items(&mut self, source: &'a Expr, env: EnvId, v: VId, pos: Pos) -> Result<Vec<(Value, Target)>, CueError> {
-        let t = self.resolve(source, env, v)?;
-        let val = match t {
-            Target::Vertex(w) => {
-                self.shape(w);
-                let wx = &self.vs[w];
-                if !wx.lists.is_empty() && wx.disjs.is_empty() && wx.acc.is_none() && wx.errors.is_empty() {
-                    let arcs = wx.arcs.clone();
-                    return Ok(arcs
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, a)| (Value::Int(i as i64), Target::Vertex(a)))
-                        .collect());
-                }
-                if wx.is_struct && wx.disjs.is_empty() && wx.acc.is_none() && wx.errors.is_empty() {
-                    let arcs = wx.arcs.clone();
-                    return Ok(arcs
-                        .into_iter()
-                        .filter(|&a| self.vs[a].required && !self.vs[a].is_def)
-                        .map(|a| (Value::str(&self.vs[a].label), Target::Vertex(a)))
-                        .collect());
-                }
-                self.materialize(w)
-            }
-            Target::Value(val) => val,
-        };
-        match val.default() {
-            Value::Struct(s) => Ok(s
-                .fields
-                .iter()
-                .filter(|f| !f.optional && !f.def)
-                .map(|f| (Value::str(&f.label), Target::Value(f.value.clone())))
-                .collect()),
-            Value::List(l) => Ok(l
-                .elems
-                .iter()
-                .enumerate()
-                .map(|(i, e)| (Value::Int(i as i64), Target::Value(e.clone())))
-                .collect()),
-            Value::Bottom(e) => Err((*e).clone()),
-            other => Err(self.err(pos, format!("cannot range over {}", to_cue(&other)))),
-        }
-    }
-
     // ---- materialization ---------------------------------------------
 
     /// The child vertex `name` of `v`, if the evaluated struct has one.
@@ -914,9 +1020,6 @@ impl<'a> Evaluator<'a> {
         if self.vs[v].evaluating {
             let m = self.prefixed(v, "cycle in references");
             return self.bottom(pos, m);
-        }
-        if self.vs.len() > MAX_VERTICES {
-            return self.bottom(pos, format!("evaluation too large (more than {MAX_VERTICES} values)"));
         }
         if let Err(e) = self.enter(pos) {
             return Value::Bottom(Rc::new(e));
@@ -946,21 +1049,31 @@ impl<'a> Evaluator<'a> {
             }
             return self.compute_list(v);
         }
+        if self.vs[v].maybe_struct && self.vs[v].acc.is_none() && self.vs[v].disjs.is_empty() {
+            self.vs[v].is_struct = true;
+        }
         let mut result = if self.vs[v].is_struct {
             let arcs = self.ordered_arcs(v);
+            budget::charge(arcs.len() as u64, FIELD_BYTES * arcs.len() as u64);
             let mut fields = Vec::with_capacity(arcs.len());
             for a in arcs {
                 // optional fields are constraints only: not evaluated (CUE
                 // does not report their errors, and recursive definitions
                 // like `#List: {next?: #List}` stay finite)
-                let mut value = if self.vs[a].required || self.vs[a].is_def {
+                let mut value = if self.vs[a].required || self.vs[a].is_def || self.vs[a].hidden {
                     self.materialize(a)
+                } else if self.vs[a].must {
+                    // incomplete: another declaration may still provide it
+                    // (and definitions do not report it)
+                    let apos = self.vs[a].pos.unwrap_or_default();
+                    let m = self.prefixed(a, "field is required but not present");
+                    self.incomplete(apos, m)
                 } else {
                     Value::Top
                 };
                 let label = self.vs[a].label.clone();
                 let apos = self.vs[a].pos.unwrap_or_default();
-                if !self.vs[a].is_def {
+                if !self.vs[a].is_def && !self.vs[a].hidden {
                     if let Err(m) = self.allowed(v, &label) {
                         value = self.bottom(apos, self.prefixed(a, &m));
                     }
@@ -968,13 +1081,13 @@ impl<'a> Evaluator<'a> {
                 fields.push(FieldV {
                     label,
                     value,
-                    optional: !self.vs[a].required,
-                    def: self.vs[a].is_def,
+                    optional: !self.vs[a].required && !self.vs[a].must,
+                    def: self.vs[a].is_def || self.vs[a].hidden,
                     pos: apos,
                 });
             }
-            let groups = &self.vs[v].groups;
-            let closed = !groups.is_empty() && groups.iter().all(|g| !g.open);
+            // closed as a value: a label no struct declares is refused
+            let closed = !self.closes.allows(&self.vs[v].groups, |_| false);
             Value::Struct(Rc::new(StructV { fields, closed }))
         } else {
             Value::Top
@@ -1043,21 +1156,22 @@ impl<'a> Evaluator<'a> {
         }
         let all_open = self.vs[v].lists.iter().all(|l| l.1);
         let tail = if all_open {
+            // all element types together in one vertex: the declarations
+            // of one definition admit their fields together
             let tails = self.vs[v].tails.clone();
-            let mut t = Value::Top;
-            for (_, c) in tails {
-                let saved = std::mem::replace(&mut self.closing, c.closed);
-                let tv = self.temp(c.expr, c.env, v, String::new());
-                self.closing = saved;
-                t = match unify(&t, &tv) {
-                    Ok(x) => x,
-                    Err(m) => {
-                        let m = self.prefixed(v, &m);
-                        return self.bottom(c.expr.pos, m);
+            match tails.first() {
+                None => Some(Value::Top),
+                Some((_, first)) => {
+                    let d = self.new_vertex(v, String::new(), first.expr.pos);
+                    for (_, c) in tails {
+                        self.add_conj(d, c);
                     }
-                };
+                    match self.materialize(d) {
+                        b @ Value::Bottom(_) => return b,
+                        t => Some(t),
+                    }
+                }
             }
-            Some(t)
         } else {
             None
         };
@@ -1097,11 +1211,16 @@ impl<'a> Evaluator<'a> {
         let mut alts = Vec::new();
         alternatives(d.expr, false, &mut alts);
         let flat = self.vs[v].flat.clone();
+        let n = (flat.len() * alts.len()) as u64;
+        budget::charge(n, CONJ_BYTES * n);
         let parent = self.vs[v].parent.unwrap_or(v);
         let label = self.vs[v].label.clone();
         let mut vals = Vec::with_capacity(alts.len());
         for (alt, dflt) in alts {
             let t = self.new_vertex(parent, label.clone(), alt.pos);
+            // t re-evaluates v: what v expanded counts for cycles below t
+            self.vs[t].refs = self.vs[v].refs.clone();
+            self.vs[t].skip_embeds = true;
             // the alternative goes last: fields of the other conjuncts come
             // first in the output, as in `cue export`
             for c in &flat {
@@ -1152,500 +1271,33 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// Closedness: every closed origin must admit the label.
+    /// Closedness (`closed.rs`): whether the struct at `v` admits `label`.
     fn allowed(&mut self, v: VId, label: &str) -> Result<(), String> {
+        if self.vs[v].groups.is_empty() {
+            return Ok(());
+        }
+        // which groups declare or match the label (patterns need `self`)
+        let mut accepts = Vec::with_capacity(self.vs[v].groups.len());
         for gi in 0..self.vs[v].groups.len() {
             let g = &self.vs[v].groups[gi];
-            if g.open || g.labels.contains(label) {
-                continue;
-            }
-            let pats = g.patterns.clone();
-            let mut ok = false;
-            for pi in pats {
-                if self.pattern_matches(v, pi, label).unwrap_or(false) {
-                    ok = true;
-                    break;
-                }
-            }
+            let mut ok = g.labels.contains(label);
             if !ok {
-                return Err(format!("field {label} not allowed"));
-            }
-        }
-        Ok(())
-    }
-
-    // ---- references ----------------------------------------------------
-
-    fn resolve(&mut self, e: &'a Expr, env: EnvId, cur: VId) -> Result<Target, CueError> {
-        match &e.kind {
-            ExprKind::Ident(name) => self.lookup(name, env, e.pos),
-            ExprKind::Select(base, name) => {
-                let t = self.resolve(base, env, cur)?;
-                self.select(t, name, e.pos)
-            }
-            ExprKind::Index(base, idx) => {
-                let t = self.resolve(base, env, cur)?;
-                match self.eval_expr(idx, env, cur).default() {
-                    Value::Str(s) => self.select(t, &s, e.pos),
-                    Value::Int(i) => {
-                        if let Target::Vertex(w) = t {
-                            self.shape(w);
-                            let wx = &self.vs[w];
-                            if !wx.lists.is_empty() && wx.disjs.is_empty() && wx.acc.is_none() {
-                                return match wx.arc_index.get(&i.to_string()) {
-                                    Some(&a) if i >= 0 => Ok(Target::Vertex(a)),
-                                    _ => Err(self.err(
-                                        idx.pos,
-                                        format!("index {i} out of range (list of length {})", wx.arcs.len()),
-                                    )),
-                                };
-                            }
-                        }
-                        let val = self.target_value(t).default();
-                        match val {
-                            Value::List(l) => {
-                                let el = usize::try_from(i).ok().and_then(|i| l.elems.get(i));
-                                match el {
-                                    Some(x) => Ok(Target::Value(x.clone())),
-                                    None => Err(self.err(
-                                        idx.pos,
-                                        format!("index {i} out of range (list of length {})", l.elems.len()),
-                                    )),
-                                }
-                            }
-                            Value::Bottom(err) => Err((*err).clone()),
-                            other => Err(self.err(e.pos, format!("cannot index {} with an integer", to_cue(&other)))),
-                        }
+                let pats = g.patterns.clone();
+                for pi in pats {
+                    if self.pattern_matches(v, pi, label).unwrap_or(false) {
+                        ok = true;
+                        break;
                     }
-                    Value::Bottom(err) => Err((*err).clone()),
-                    other => Err(self.err(idx.pos, format!("invalid index {}", to_cue(&other)))),
                 }
             }
-            _ => Ok(Target::Value(self.eval_expr(e, env, cur))),
+            accepts.push(ok);
+        }
+        if self.closes.allows(&self.vs[v].groups, |i| accepts[i]) {
+            Ok(())
+        } else {
+            Err(format!("field {label} not allowed"))
         }
     }
-
-    fn target_value(&mut self, t: Target) -> Value {
-        match t {
-            Target::Vertex(w) => self.materialize(w),
-            Target::Value(v) => v,
-        }
-    }
-
-    fn select(&mut self, t: Target, name: &str, pos: Pos) -> Result<Target, CueError> {
-        if let Target::Vertex(w) = t {
-            self.shape(w);
-            let wx = &self.vs[w];
-            if wx.is_struct && wx.disjs.is_empty() && wx.acc.is_none() {
-                return match wx.arc_index.get(name) {
-                    Some(&a) => Ok(Target::Vertex(a)),
-                    None => Err(self.err(pos, format!("undefined field: {name}"))),
-                };
-            }
-        }
-        match self.target_value(t).default() {
-            Value::Struct(s) => match s.fields.iter().find(|f| f.label == name) {
-                Some(f) => Ok(Target::Value(f.value.clone())),
-                None => Err(self.err(pos, format!("undefined field: {name}"))),
-            },
-            Value::Bottom(e) => Err((*e).clone()),
-            other if is_incomplete(&other) => Err(self.files.incomplete(
-                pos,
-                format!("incomplete value {} when selecting {name}", to_cue(&other)),
-            )),
-            other => Err(self.err(pos, format!("invalid selector {name} on {}", to_cue(&other)))),
-        }
-    }
-
-    fn lookup(&mut self, name: &str, env: EnvId, pos: Pos) -> Result<Target, CueError> {
-        let mut cur = Some(env);
-        while let Some(id) = cur {
-            match &self.envs[id].kind {
-                EnvKind::Struct { vertex, decls, lets } => {
-                    if let Some((_, l)) = lets.iter().find(|(n, _)| *n == name) {
-                        return Ok(Target::Vertex(*l));
-                    }
-                    let declared = decls.iter().any(|d| {
-                        matches!(d, Decl::Field(Field { label: Label::Name { name: n, quoted: false }, .. }) if n == name)
-                    });
-                    if declared {
-                        if let Some(&a) = self.vs[*vertex].arc_index.get(name) {
-                            return Ok(Target::Vertex(a));
-                        }
-                    }
-                }
-                EnvKind::Package { vertex, names } => {
-                    if names.contains(name) {
-                        if let Some(&a) = self.vs[*vertex].arc_index.get(name) {
-                            return Ok(Target::Vertex(a));
-                        }
-                    }
-                }
-                EnvKind::Bind { name: n, target } => {
-                    if *n == name {
-                        return Ok(target.clone());
-                    }
-                }
-            }
-            cur = self.envs[id].parent;
-        }
-        let v = match name {
-            "_" => Value::Top,
-            "string" => Value::kind(K_STRING),
-            "int" => Value::kind(K_INT),
-            "float" => Value::kind(K_FLOAT),
-            "number" => Value::kind(K_NUMBER),
-            "bool" => Value::kind(K_BOOL),
-            "bytes" => return Err(self.err(pos, unsupported("the bytes type"))),
-            "len" | "close" | "and" | "or" | "div" | "mod" | "quo" | "rem" => {
-                return Err(self.err(pos, unsupported(&format!("the builtin {name}"))))
-            }
-            _ => return Err(self.err(pos, format!("reference \"{name}\" not found"))),
-        };
-        Ok(Target::Value(v))
-    }
-
-    // ---- expressions ---------------------------------------------------
-
-    /// Evaluates an expression in value context. `cur` is the vertex being
-    /// computed; temporaries (struct and list literals) hang below it so
-    /// that structural cycles are detected.
-    fn eval_expr(&mut self, e: &'a Expr, env: EnvId, cur: VId) -> Value {
-        if let Err(err) = self.enter(e.pos) {
-            return Value::Bottom(Rc::new(err));
-        }
-        let r = self.eval_inner(e, env, cur);
-        self.leave();
-        r
-    }
-
-    fn temp(&mut self, e: &'a Expr, env: EnvId, cur: VId, label: String) -> Value {
-        let d = self.new_vertex(cur, label, e.pos);
-        let closed = self.closing.map(|_| {
-            self.next_origin += 1;
-            self.next_origin
-        });
-        self.add_conj(
-            d,
-            Conj {
-                expr: e,
-                env,
-                closed,
-                opt: false,
-            },
-        );
-        self.materialize(d)
-    }
-
-    fn eval_inner(&mut self, e: &'a Expr, env: EnvId, cur: VId) -> Value {
-        match &e.kind {
-            ExprKind::Lit(l) => match l {
-                Lit::Null => Value::Null,
-                Lit::Bool(b) => Value::Bool(*b),
-                Lit::Int(i) => Value::Int(*i),
-                Lit::Float(f) => Value::Float(*f),
-                Lit::Str(s) => Value::str(s),
-            },
-            ExprKind::Interp(parts) => {
-                let mut s = String::new();
-                for p in parts {
-                    match p {
-                        InterpPart::Lit(l) => s.push_str(l),
-                        InterpPart::Expr(x) => match self.eval_expr(x, env, cur).default() {
-                            Value::Str(t) => s.push_str(&t),
-                            Value::Int(i) => s.push_str(&i.to_string()),
-                            Value::Float(f) => s.push_str(&fmt_float(f)),
-                            Value::Bool(b) => s.push_str(&b.to_string()),
-                            b @ Value::Bottom(_) => return b,
-                            other => {
-                                return if is_incomplete(&other) {
-                                    self.incomplete(
-                                        x.pos,
-                                        format!("invalid interpolation: non-concrete value {}", to_cue(&other)),
-                                    )
-                                } else {
-                                    self.bottom(
-                                        x.pos,
-                                        format!("invalid interpolation: cannot use {} in a string", to_cue(&other)),
-                                    )
-                                };
-                            }
-                        },
-                    }
-                }
-                if s.len() > MAX_STRING {
-                    return self.bottom(e.pos, format!("string longer than {MAX_STRING} bytes"));
-                }
-                Value::str(&s)
-            }
-            ExprKind::Ident(_) | ExprKind::Select(..) | ExprKind::Index(..) => match self.resolve(e, env, cur) {
-                Ok(t) => self.target_value(t),
-                Err(err) => Value::Bottom(Rc::new(err)),
-            },
-            ExprKind::Struct(_) => self.temp(e, env, cur, String::new()),
-            ExprKind::List { elems, tail } => {
-                let mut out = Vec::with_capacity(elems.len());
-                for (i, x) in elems.iter().enumerate() {
-                    let v = self.temp(x, env, cur, i.to_string());
-                    if let Value::Bottom(_) = v {
-                        return v;
-                    }
-                    out.push(v);
-                }
-                let tail = match tail {
-                    Some(t) => {
-                        let tv = self.temp(t, env, cur, String::new());
-                        if let Value::Bottom(_) = tv {
-                            return tv;
-                        }
-                        Some(tv)
-                    }
-                    None => None,
-                };
-                Value::List(Rc::new(ListV { elems: out, tail }))
-            }
-            ExprKind::Paren(x) => self.eval_expr(x, env, cur),
-            ExprKind::Unary(op, x) => self.unary(*op, x, env, cur, e.pos),
-            ExprKind::Binary(BinOp::And, l, r) => {
-                let a = self.eval_expr(l, env, cur);
-                let b = self.eval_expr(r, env, cur);
-                match unify(&a, &b) {
-                    Ok(v) => v,
-                    Err(m) => {
-                        if let Value::Bottom(_) = a {
-                            return a;
-                        }
-                        if let Value::Bottom(_) = b {
-                            return b;
-                        }
-                        let msg = format!("{m} ({})", self.files.at(l.pos));
-                        self.bottom(r.pos, msg)
-                    }
-                }
-            }
-            ExprKind::Binary(BinOp::Or, ..) => {
-                if let Some(p) = misplaced_mark(e) {
-                    let m = "preference mark not allowed at this position".to_string();
-                    return self.bottom(p, m);
-                }
-                let mut alts = Vec::new();
-                self.collect_alts(e, env, cur, &mut alts);
-                match disjunction(alts) {
-                    Ok(v) => v,
-                    Err(m) => self.bottom(e.pos, m),
-                }
-            }
-            ExprKind::Binary(op, l, r) => {
-                let a = self.eval_expr(l, env, cur).default();
-                let b = self.eval_expr(r, env, cur).default();
-                self.binary(*op, a, b, l.pos, r.pos)
-            }
-        }
-    }
-
-    fn collect_alts(&mut self, e: &'a Expr, env: EnvId, cur: VId, out: &mut Vec<(Value, bool)>) {
-        match &e.kind {
-            ExprKind::Binary(BinOp::Or, l, r) => {
-                self.collect_alts(l, env, cur, out);
-                self.collect_alts(r, env, cur, out);
-            }
-            ExprKind::Unary(UnOp::Default, x) => {
-                let v = self.eval_expr(x, env, cur);
-                out.push((v, true));
-            }
-            _ => {
-                let v = self.eval_expr(e, env, cur);
-                out.push((v, false));
-            }
-        }
-    }
-
-    fn unary(&mut self, op: UnOp, x: &'a Expr, env: EnvId, cur: VId, pos: Pos) -> Value {
-        if op == UnOp::Default {
-            // `*` marks an alternative of a disjunction (`collect_alts`)
-            let m = "preference mark not allowed at this position".to_string();
-            return self.bottom(pos, m);
-        }
-        let v = self.eval_expr(x, env, cur);
-        let v = v.default();
-        if let Value::Bottom(_) = v {
-            return v;
-        }
-        if is_incomplete(&v) {
-            return self.incomplete(pos, format!("incomplete value {} in unary expression", to_cue(&v)));
-        }
-        let bound = |o: BoundOp, v: Value, kinds: u8| {
-            Value::Basic(Rc::new(Basic {
-                kinds,
-                bounds: vec![(o, v)],
-            }))
-        };
-        match (op, &v) {
-            (UnOp::Neg, Value::Int(i)) => match i.checked_neg() {
-                Some(n) => Value::Int(n),
-                None => self.bottom(pos, unsupported("integer overflow beyond 64 bits")),
-            },
-            (UnOp::Neg, Value::Float(f)) => Value::Float(-f),
-            (UnOp::Plus, Value::Int(_) | Value::Float(_)) => v,
-            (UnOp::Not, Value::Bool(b)) => Value::Bool(!b),
-            (UnOp::Lt | UnOp::Le | UnOp::Gt | UnOp::Ge, Value::Int(_) | Value::Float(_)) => bound(bop(op), v, K_NUMBER),
-            (UnOp::Lt | UnOp::Le | UnOp::Gt | UnOp::Ge, Value::Str(_)) => bound(bop(op), v, K_STRING),
-            // like `<` and `>`, `!=x` admits only values of x's kind
-            // (`0 & !=""` is a conflict); `!=null` admits every other kind
-            (UnOp::Ne, Value::Int(_) | Value::Float(_)) => bound(BoundOp::Ne, v, K_NUMBER),
-            (UnOp::Ne, Value::Str(_)) => bound(BoundOp::Ne, v, K_STRING),
-            (UnOp::Ne, Value::Null) => Value::kind(K_NOT_NULL),
-            (UnOp::Ne, Value::Bool(_)) => {
-                self.bottom(pos, format!("invalid value {} (type bool) for bound !=", to_cue(&v)))
-            }
-            _ => self.bottom(pos, format!("invalid operand {} to unary operator", to_cue(&v))),
-        }
-    }
-
-    fn binary(&mut self, op: BinOp, a: Value, b: Value, lpos: Pos, rpos: Pos) -> Value {
-        if let Value::Bottom(_) = a {
-            return a;
-        }
-        if let Value::Bottom(_) = b {
-            return b;
-        }
-        let sym = match op {
-            BinOp::LOr => "||",
-            BinOp::LAnd => "&&",
-            BinOp::Eq => "==",
-            BinOp::Ne => "!=",
-            BinOp::Lt => "<",
-            BinOp::Le => "<=",
-            BinOp::Gt => ">",
-            BinOp::Ge => ">=",
-            BinOp::Add => "+",
-            BinOp::Sub => "-",
-            BinOp::Mul => "*",
-            BinOp::Div => "/",
-            BinOp::Or | BinOp::And => "",
-        };
-        for (v, p) in [(&a, lpos), (&b, rpos)] {
-            if is_incomplete(v) {
-                return self.incomplete(p, format!("non-concrete value {} in operand to {sym}", to_cue(v)));
-            }
-        }
-        let mismatch = |s: &Self| {
-            s.bottom(
-                rpos,
-                format!(
-                    "invalid operands {} and {} to '{sym}' ({})",
-                    to_cue(&a),
-                    to_cue(&b),
-                    s.files.at(lpos)
-                ),
-            )
-        };
-        let num = |v: &Value| matches!(v, Value::Int(_) | Value::Float(_));
-        let f = |v: &Value| match v {
-            Value::Int(i) => *i as f64,
-            Value::Float(x) => *x,
-            _ => 0.0,
-        };
-        match op {
-            BinOp::LOr | BinOp::LAnd => match (&a, &b) {
-                (Value::Bool(x), Value::Bool(y)) => Value::Bool(if op == BinOp::LOr { *x || *y } else { *x && *y }),
-                _ => mismatch(self),
-            },
-            BinOp::Eq | BinOp::Ne => {
-                let eq = if a.is_concrete_scalar() && b.is_concrete_scalar() {
-                    if num(&a) && num(&b) || a.kind_bit() == b.kind_bit() {
-                        equal(&a, &b)
-                    } else if a == Value::Null || b == Value::Null {
-                        false
-                    } else {
-                        return mismatch(self);
-                    }
-                } else if a == Value::Null || b == Value::Null {
-                    false
-                } else {
-                    return self.bottom(
-                        rpos,
-                        unsupported(&format!("comparing {} values with {sym}", to_cue(&a))),
-                    );
-                };
-                Value::Bool(if op == BinOp::Eq { eq } else { !eq })
-            }
-            BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
-                let ok = (num(&a) && num(&b)) || matches!((&a, &b), (Value::Str(_), Value::Str(_)));
-                if !ok {
-                    return mismatch(self);
-                }
-                use std::cmp::Ordering::*;
-                let o = compare(&a, &b);
-                Value::Bool(matches!(
-                    (op, o),
-                    (BinOp::Lt, Some(Less))
-                        | (BinOp::Le, Some(Less | Equal))
-                        | (BinOp::Gt, Some(Greater))
-                        | (BinOp::Ge, Some(Greater | Equal))
-                ))
-            }
-            BinOp::Add | BinOp::Sub | BinOp::Mul => match (&a, &b) {
-                (Value::Int(x), Value::Int(y)) => {
-                    let r = match op {
-                        BinOp::Add => x.checked_add(*y),
-                        BinOp::Sub => x.checked_sub(*y),
-                        _ => x.checked_mul(*y),
-                    };
-                    match r {
-                        Some(r) => Value::Int(r),
-                        None => self.bottom(lpos, unsupported("integer arithmetic beyond 64 bits")),
-                    }
-                }
-                (x, y) if num(x) && num(y) => {
-                    let r = match op {
-                        BinOp::Add => f(x) + f(y),
-                        BinOp::Sub => f(x) - f(y),
-                        _ => f(x) * f(y),
-                    };
-                    float_value(r, self, lpos)
-                }
-                (Value::Str(x), Value::Str(y)) if op == BinOp::Add => {
-                    if x.len() + y.len() > MAX_STRING {
-                        return self.bottom(lpos, format!("string longer than {MAX_STRING} bytes"));
-                    }
-                    let mut s = x.to_string();
-                    s.push_str(y);
-                    Value::str(&s)
-                }
-                (Value::Str(s), Value::Int(n)) | (Value::Int(n), Value::Str(s)) if op == BinOp::Mul => {
-                    if *n < 0 || (*n as u128) * (s.len() as u128) > MAX_STRING as u128 {
-                        return self.bottom(rpos, "string repetition count out of range");
-                    }
-                    Value::str(&s.repeat(*n as usize))
-                }
-                (Value::List(_), Value::List(_))
-                | (Value::List(_), Value::Int(_))
-                | (Value::Int(_), Value::List(_)) => self.bottom(lpos, unsupported("list arithmetic")),
-                _ => mismatch(self),
-            },
-            BinOp::Div => {
-                if !(num(&a) && num(&b)) {
-                    return mismatch(self);
-                }
-                if f(&b) == 0.0 {
-                    return self.bottom(rpos, "division by zero");
-                }
-                float_value(f(&a) / f(&b), self, lpos)
-            }
-            BinOp::Or | BinOp::And => Value::Top,
-        }
-    }
-}
-
-/// Floats are binary here but decimal in CUE: round to 15 significant
-/// digits so `0.1 + 0.2` prints as `0.3` like the reference.
-fn float_value(r: f64, ev: &Evaluator<'_>, pos: Pos) -> Value {
-    if !r.is_finite() {
-        return ev.bottom(pos, unsupported("a float result outside the 64-bit range"));
-    }
-    let rounded = format!("{r:.14e}").parse::<f64>().unwrap_or(r);
-    Value::Float(rounded)
 }
 
 /// Alternatives of a disjunction expression with their default marks.
@@ -1694,20 +1346,13 @@ fn needs_vertices(e: &Expr) -> bool {
         }
         match &a.kind {
             ExprKind::Struct(_) | ExprKind::Select(..) | ExprKind::Index(..) | ExprKind::Binary(BinOp::And, ..) => true,
-            ExprKind::Ident(n) => !matches!(n.as_str(), "string" | "int" | "float" | "number" | "bool" | "_"),
+            ExprKind::Ident(n) => !matches!(
+                n.as_str(),
+                "string" | "int" | "float" | "number" | "bool" | "bytes" | "_"
+            ),
             _ => false,
         }
     })
-}
-
-fn bop(op: UnOp) -> BoundOp {
-    match op {
-        UnOp::Lt => BoundOp::Lt,
-        UnOp::Le => BoundOp::Le,
-        UnOp::Gt => BoundOp::Gt,
-        UnOp::Ge => BoundOp::Ge,
-        _ => BoundOp::Ne,
-    }
 }
 
 /// Not (yet) a single concrete value: a type, bound, `_` or an unresolved

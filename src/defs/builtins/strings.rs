@@ -1,0 +1,81 @@
+//! Package `strings`.
+
+use super::{arity, int_arg, list_arg, str_arg, strings_list, CallError, CallResult};
+use crate::defs::value::Value;
+
+pub const NAMES: &[&str] = &[
+    "Join",
+    "Split",
+    "HasPrefix",
+    "HasSuffix",
+    "TrimPrefix",
+    "TrimSuffix",
+    "TrimSpace",
+    "ToUpper",
+    "ToLower",
+    "Contains",
+    "Replace",
+    "Repeat",
+];
+
+/// Longest string a call may build.
+const MAX: usize = 1 << 24;
+
+pub fn call(name: &str, args: &[Value]) -> CallResult {
+    let n = match name {
+        "TrimSpace" | "ToUpper" | "ToLower" => 1,
+        "Replace" => 4,
+        _ => 2,
+    };
+    arity(name, args, n)?;
+    let s = |i: usize| str_arg(&args[i]);
+    Ok(match name {
+        "Join" => {
+            let parts = list_arg(&args[0])?
+                .iter()
+                .map(|v| str_arg(v).map(str::to_string))
+                .collect::<Result<Vec<_>, _>>()?;
+            Value::str(&parts.join(s(1)?))
+        }
+        "Split" => strings_list(go_split(s(0)?, s(1)?)),
+        "HasPrefix" => Value::Bool(s(0)?.starts_with(s(1)?)),
+        "HasSuffix" => Value::Bool(s(0)?.ends_with(s(1)?)),
+        "TrimPrefix" => Value::str(s(0)?.strip_prefix(s(1)?).unwrap_or(s(0)?)),
+        "TrimSuffix" => Value::str(s(0)?.strip_suffix(s(1)?).unwrap_or(s(0)?)),
+        "TrimSpace" => Value::str(s(0)?.trim()),
+        "ToUpper" => Value::str(&s(0)?.to_uppercase()),
+        "ToLower" => Value::str(&s(0)?.to_lowercase()),
+        "Contains" => Value::Bool(s(0)?.contains(s(1)?)),
+        "Replace" => {
+            let (src, old, new, n) = (s(0)?, s(1)?, s(2)?, int_arg(&args[3])?);
+            let out = if n < 0 {
+                src.replace(old, new)
+            } else {
+                src.replacen(old, new, n as usize)
+            };
+            if out.len() > MAX {
+                return Err(CallError::Bad("result too long".into()));
+            }
+            Value::str(&out)
+        }
+        "Repeat" => {
+            let (x, n) = (s(0)?, int_arg(&args[1])?);
+            if n < 0 {
+                return Err(CallError::Bad("strings.Repeat: negative count".into()));
+            }
+            if (n as u128) * (x.len() as u128) > MAX as u128 {
+                return Err(CallError::Bad("result too long".into()));
+            }
+            Value::str(&x.repeat(n as usize))
+        }
+        _ => return Err(CallError::Bad(format!("unknown function strings.{name}"))),
+    })
+}
+
+/// Go's strings.Split: an empty separator splits into UTF-8 characters.
+fn go_split(s: &str, sep: &str) -> Vec<String> {
+    if sep.is_empty() {
+        return s.chars().map(String::from).collect();
+    }
+    s.split(sep).map(String::from).collect()
+}
