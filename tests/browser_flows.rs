@@ -35,6 +35,15 @@ async fn create_network_first(daemon: &Daemon) {
     assert!(warm["hostname"].is_string(), "{warm}");
 }
 
+/// One browser test at a time, from its daemon's start to its end: a
+/// test's container starts add network interfaces to the host, which a
+/// browser running beside it sees as ERR_NETWORK_CHANGED.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn one_browser() -> tokio::sync::MutexGuard<'static, ()> {
+    ONE_BROWSER.lock().await
+}
+
 /// Runs one flow of flows.js; panics with its output when it fails.
 fn run_flow(flow: &str, env: &[(&str, String)]) {
     let dir = browser_dir();
@@ -56,6 +65,7 @@ fn run_flow(flow: &str, env: &[(&str, String)]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn notes_redirect_fork_and_diverge_in_a_browser() {
+    let _one = one_browser().await;
     example_images();
     let ns = Namespace::new("brnotes");
     let tmp = tempfile::tempdir().unwrap();
@@ -66,6 +76,7 @@ async fn notes_redirect_fork_and_diverge_in_a_browser() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_slow_start_shows_starting_then_the_app() {
+    let _one = one_browser().await;
     example_images();
     let ns = Namespace::new("brslow");
     let tmp = tempfile::tempdir().unwrap();
@@ -106,6 +117,7 @@ async fn space_and_fork(daemon: &Daemon) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn home_page_shows_the_lineage_and_takes_a_checkpoint() {
+    let _one = one_browser().await;
     let ns = Namespace::new("brhome");
     let tmp = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(&tmp.path().join("data"), &test_defs(tmp.path(), &[]), &ns.name);
@@ -151,6 +163,7 @@ fn browser_home_trusting(dir: &Path, ca: &Path) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn home_page_over_https_on_substrate_home_arpa() {
+    let _one = one_browser().await;
     let ns = Namespace::new("brtls");
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
@@ -178,6 +191,7 @@ async fn home_page_over_https_on_substrate_home_arpa() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn gotty_terminal_keeps_its_files_across_a_kill() {
+    let _one = one_browser().await;
     example_images();
     let ns = Namespace::new("brgotty");
     let tmp = tempfile::tempdir().unwrap();
@@ -188,6 +202,7 @@ async fn gotty_terminal_keeps_its_files_across_a_kill() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn gotty_over_https_on_substrate_home_arpa() {
+    let _one = one_browser().await;
     example_images();
     let ns = Namespace::new("brgottytls");
     let tmp = tempfile::tempdir().unwrap();

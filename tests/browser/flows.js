@@ -52,11 +52,17 @@ async function goto(page, url) {
     try {
       return await page.goto(url);
     } catch (e) {
+      const message = String(e.message);
       // The gotty page also reloads itself when its connection drops,
-      // which interrupts a navigation of ours to the same place.
-      const changed = /ERR_NETWORK_CHANGED|interrupted by another navigation/.test(String(e.message));
-      if (attempt >= 5 || !changed) throw e;
-      console.log(`retrying ${url}: ${String(e.message).split('\n')[0]}`);
+      // which interrupts a navigation of ours: let that one finish.
+      if (/interrupted by another navigation to "http/.test(message)) {
+        await page.waitForLoadState('load').catch(() => {});
+        if (page.url().startsWith(url.split('#')[0].split('?')[0].replace(/\/$/, ''))) return null;
+      }
+      const changed = /ERR_NETWORK_CHANGED|interrupted by another navigation/.test(message);
+      if (attempt >= 10 || !changed) throw e;
+      console.log(`retrying ${url}: ${message.split('\n')[0]}`);
+      await page.waitForTimeout(200);
     }
   }
 }
@@ -186,9 +192,12 @@ async function gotty(page) {
   await shot(page, 'typed');
 
   step('docker kill the container');
-  const filters = ['--filter', `label=substrate.namespace=${process.env.NAMESPACE}`, '--filter', 'label=substrate.service=gotty'];
+  // The instance of this page's URL (a retried navigation to /gotty/ may
+  // have made other spaces, and instances, of its own).
+  const viewspec = decodeURIComponent(new URL(url).pathname.split('/')[1]);
+  const filters = ['--filter', `label=substrate.namespace=${process.env.NAMESPACE}`, '--filter', `label=substrate.instance=${viewspec}`];
   const ids = execFileSync('docker', ['ps', '-q', ...filters]).toString().trim().split('\n').filter(Boolean);
-  expect(ids.length === 1, `expected one gotty container, found ${ids.length}`);
+  expect(ids.length === 1, `expected one container for ${viewspec}, found ${ids.length}`);
   execFileSync('docker', ['kill', ids[0]]);
 
   step('reload and cat greeting.txt');
