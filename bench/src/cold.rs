@@ -121,6 +121,21 @@ async fn cold_once(daemon: &Daemon) -> Result<f64> {
 /// Create + start + inspect + TCP ready, like the daemon's activator does.
 async fn raw_once(docker: &Docker, network: &str, image: &str, name: &str) -> Result<f64> {
     let began = Instant::now();
+    let (id, result) = raw_container(docker, network, image, name).await?;
+    let result = result.map(|_| ms(began.elapsed()));
+    remove_container(docker, &id).await;
+    result
+}
+
+/// Creates and starts a bare container of `image` on `network` (labelled
+/// [`RAW_LABEL`]) and waits until it accepts connections on 8080. Returns
+/// its id (remove it even on error) and its address.
+pub async fn raw_container(
+    docker: &Docker,
+    network: &str,
+    image: &str,
+    name: &str,
+) -> Result<(String, Result<SocketAddr>)> {
     let body = ContainerCreateBody {
         image: Some(image.to_owned()),
         env: Some(vec!["PORT=8080".into(), "SUBSTRATE_URL_PREFIX=/echo".into()]),
@@ -171,11 +186,10 @@ async fn raw_once(docker: &Docker, network: &str, image: &str, name: &str) -> Re
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_millis(25));
         }
-        Ok(ms(began.elapsed()))
+        Ok(addr)
     }
     .await;
-    remove_container(docker, &created.id).await;
-    result
+    Ok((created.id, result))
 }
 
 pub async fn remove_container(docker: &Docker, id: &str) {

@@ -6,6 +6,10 @@
 //! `pause_after` set to [`PAUSE_AFTER`]); the daemon pauses it once idle
 //! that long. Each run waits until Docker reports the container paused,
 //! then times a GET on a fresh connection, as the cold start does.
+//!
+//! The floor beside it: a bare container of the same image, paused through
+//! the Docker API, then unpaused and sent the same GET directly
+//! (`resume_raw_ms`), and the unpause call alone (`unpause_raw_ms`).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -15,6 +19,7 @@ use bollard::query_parameters::InspectContainerOptions;
 use bollard::Docker;
 use hyper::{Method, StatusCode};
 
+use crate::cold;
 use crate::daemon::Daemon;
 use crate::util::{http, median, ms, time_to_first_byte};
 
@@ -28,6 +33,11 @@ pub struct ResumeResult {
     pub running_ttfb_ms: f64,
     pub resume_samples: Vec<f64>,
     pub running_samples: Vec<f64>,
+    /// Unpause + GET of a bare container, directly.
+    pub raw_resume_ms: f64,
+    /// The unpause API call alone.
+    pub raw_unpause_ms: f64,
+    pub raw_samples: Vec<f64>,
 }
 
 /// Writes the `echopause` service into the bench's copy of `defs/`.
@@ -77,7 +87,7 @@ async fn wait_paused(docker: &Docker, id: &str) -> Result<()> {
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("the {SERVICE} container was not paused 30 s after its last request (pause_after {PAUSE_AFTER})");
+            bail!("the container {id} was not paused within 30 s");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -91,7 +101,41 @@ async fn get_ms(daemon: &Daemon) -> Result<f64> {
     Ok(ms(elapsed))
 }
 
-pub async fn run(daemon: &Daemon, token: &str, docker: &Docker) -> Result<ResumeResult> {
+/// Bare: pause a container of the same image through the API, unpause it and
+/// time unpause → first byte of a GET sent to it directly.
+async fn raw(docker: &Docker, namespace: &str) -> Result<(Vec<f64>, Vec<f64>)> {
+    let network = format!("substrate-{namespace}");
+    let name = format!("substrate-bench-raw-{namespace}-pause");
+    let (id, addr) = cold::raw_container(docker, &network, "substrate-echo", &name).await?;
+    let result = async {
+        let addr = addr?;
+        let (mut total, mut unpause) = (Vec::new(), Vec::new());
+        for _ in 0..RUNS {
+            docker
+                .pause_container(&id)
+                .await
+                .context("pausing the bare container")?;
+            wait_paused(docker, &id).await?;
+            let began = Instant::now();
+            docker
+                .unpause_container(&id)
+                .await
+                .context("unpausing the bare container")?;
+            unpause.push(ms(began.elapsed()));
+            let (_, status) = time_to_first_byte(addr, "/").await?;
+            if status != StatusCode::OK {
+                bail!("GET / of the bare container answered {status}");
+            }
+            total.push(ms(began.elapsed()));
+        }
+        Ok((total, unpause))
+    }
+    .await;
+    cold::remove_container(docker, &id).await;
+    result
+}
+
+pub async fn run(daemon: &Daemon, token: &str, docker: &Docker, namespace: &str) -> Result<ResumeResult> {
     // The first request starts it (a cold start, not measured here).
     get_ms(daemon).await?;
     let id = container_id(daemon, token).await?;
@@ -106,7 +150,11 @@ pub async fn run(daemon: &Daemon, token: &str, docker: &Docker) -> Result<Resume
             bail!("the {SERVICE} instance changed container ({id} → {now}): it was stopped, not paused");
         }
     }
+    let (raw_samples, mut unpause) = raw(docker, namespace).await?;
     Ok(ResumeResult {
+        raw_resume_ms: median(&mut raw_samples.clone()),
+        raw_unpause_ms: median(&mut unpause),
+        raw_samples,
         resume_paused_ms: median(&mut resume.clone()),
         running_ttfb_ms: median(&mut running.clone()),
         resume_samples: resume,
