@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark suite of Substrate (SPEC §9), run by `./dev.sh bench`.
 #
-#   bench/run.sh [--only defs,warm,cold,coalesce,memory,spaces]
+#   bench/run.sh [--only defs,warm,resume,cold,coalesce,memory,spaces] [--rounds N] [--seconds S] [--hop-seconds S]
 #
 # Builds the release binaries, makes sure the example images exist, then runs
 # substrate-bench, which prints a table and writes target/bench/report.json

@@ -54,23 +54,55 @@ pub async fn containers_with(docker: &Docker, label: &str, value: &str, all: boo
 /// Stops the echo instance through the admin API and waits until no
 /// container of the namespace is left.
 pub async fn stop_echo(daemon: &Daemon, token: &str, docker: &Docker, namespace: &str) -> Result<()> {
-    let (status, body) = http(daemon.addr, Method::DELETE, "/substrate/v1/instances/echo", Some(token)).await?;
-    if status != StatusCode::OK && status != StatusCode::NOT_FOUND {
-        bail!(
-            "DELETE /substrate/v1/instances/echo answered {status}: {}",
-            String::from_utf8_lossy(&body)
-        );
-    }
+    stop_instance(daemon, token, docker, namespace, "echo").await?;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let left = containers_with(docker, "substrate.namespace", namespace, true).await?;
-        let (status, _) = http(daemon.addr, Method::GET, "/substrate/v1/instances/echo", Some(token)).await?;
+        if left.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{} containers of the namespace were left 30 s after stopping echo",
+                left.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Stops instance `name` through the admin API and waits until it and its
+/// container are gone.
+pub async fn stop_instance(daemon: &Daemon, token: &str, docker: &Docker, namespace: &str, name: &str) -> Result<()> {
+    let path = format!("/substrate/v1/instances/{name}");
+    let (status, body) = http(daemon.addr, Method::DELETE, &path, Some(token)).await?;
+    if status != StatusCode::OK && status != StatusCode::NOT_FOUND {
+        bail!("DELETE {path} answered {status}: {}", String::from_utf8_lossy(&body));
+    }
+    let filters = HashMap::from([(
+        "label".to_owned(),
+        vec![
+            format!("substrate.namespace={namespace}"),
+            format!("substrate.instance={name}"),
+        ],
+    )]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters.clone()),
+                ..Default::default()
+            }))
+            .await
+            .context("listing containers")?;
+        let (status, _) = http(daemon.addr, Method::GET, &path, Some(token)).await?;
         if left.is_empty() && status == StatusCode::NOT_FOUND {
             return Ok(());
         }
         if Instant::now() > deadline {
             bail!(
-                "the echo instance was still there 30 s after DELETE ({} containers)",
+                "the {name} instance was still there 30 s after DELETE ({} containers)",
                 left.len()
             );
         }
@@ -89,6 +121,21 @@ async fn cold_once(daemon: &Daemon) -> Result<f64> {
 /// Create + start + inspect + TCP ready, like the daemon's activator does.
 async fn raw_once(docker: &Docker, network: &str, image: &str, name: &str) -> Result<f64> {
     let began = Instant::now();
+    let (id, result) = raw_container(docker, network, image, name).await?;
+    let result = result.map(|_| ms(began.elapsed()));
+    remove_container(docker, &id).await;
+    result
+}
+
+/// Creates and starts a bare container of `image` on `network` (labelled
+/// [`RAW_LABEL`]) and waits until it accepts connections on 8080. Returns
+/// its id (remove it even on error) and its address.
+pub async fn raw_container(
+    docker: &Docker,
+    network: &str,
+    image: &str,
+    name: &str,
+) -> Result<(String, Result<SocketAddr>)> {
     let body = ContainerCreateBody {
         image: Some(image.to_owned()),
         env: Some(vec!["PORT=8080".into(), "SUBSTRATE_URL_PREFIX=/echo".into()]),
@@ -139,11 +186,10 @@ async fn raw_once(docker: &Docker, network: &str, image: &str, name: &str) -> Re
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_millis(25));
         }
-        Ok(ms(began.elapsed()))
+        Ok(addr)
     }
     .await;
-    remove_container(docker, &created.id).await;
-    result
+    Ok((created.id, result))
 }
 
 pub async fn remove_container(docker: &Docker, id: &str) {

@@ -26,6 +26,8 @@ pub struct DaemonOptions<'a> {
     pub namespace: &'a str,
     pub build_context: &'a Path,
     pub log: &'a Path,
+    /// More `substrate serve` flags (e.g. `--pause-after 0`).
+    pub extra_args: &'a [&'a str],
 }
 
 impl Daemon {
@@ -43,7 +45,8 @@ impl Daemon {
             .arg("--namespace")
             .arg(o.namespace)
             .arg("--build-context")
-            .arg(o.build_context);
+            .arg(o.build_context)
+            .args(o.extra_args);
         // Flags win over the environment anyway; a config file or a
         // fail point inherited from the caller would skew the figures.
         for (k, _) in std::env::vars_os() {

@@ -5,12 +5,15 @@
 //! `target/bench/report.json`). Meant to be run by `bench/run.sh`
 //! (`./dev.sh bench`), which builds the release binaries and the images first.
 //!
-//! `--only defs,warm,cold,coalesce,memory,spaces` runs a subset.
+//! `--only defs,warm,resume,cold,coalesce,memory,spaces` runs a subset;
+//! `--rounds N --seconds S --hop-seconds S` shorten or lengthen the warm path
+//! (defaults: 5 rounds, 5 s at 64 connections, 3 s at one).
 
 mod cold;
 mod daemon;
 mod defs_load;
 mod memory;
+mod resume;
 mod spaces;
 mod util;
 mod warm;
@@ -27,13 +30,14 @@ use serde_json::{Map, Value};
 use crate::daemon::{Daemon, DaemonOptions};
 use crate::util::TempDir;
 
-const ALL: [&str; 6] = ["defs", "warm", "cold", "coalesce", "memory", "spaces"];
+const ALL: [&str; 7] = ["defs", "warm", "resume", "cold", "coalesce", "memory", "spaces"];
 
 struct Args {
     out: PathBuf,
     root: PathBuf,
     binary: PathBuf,
     only: BTreeSet<String>,
+    warm: warm::WarmOptions,
 }
 
 fn parse_args() -> Result<Args> {
@@ -45,6 +49,7 @@ fn parse_args() -> Result<Args> {
     let mut binary = None;
     let mut root_arg = None;
     let mut only: BTreeSet<String> = ALL.iter().map(|s| s.to_string()).collect();
+    let mut warm = warm::WarmOptions::default();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
@@ -52,6 +57,9 @@ fn parse_args() -> Result<Args> {
             "--out" => out = Some(PathBuf::from(value("--out")?)),
             "--root" => root_arg = Some(PathBuf::from(value("--root")?)),
             "--substrate" => binary = Some(PathBuf::from(value("--substrate")?)),
+            "--rounds" => warm.rounds = value("--rounds")?.parse().context("--rounds: a number")?,
+            "--seconds" => warm.seconds = value("--seconds")?.parse().context("--seconds: a number")?,
+            "--hop-seconds" => warm.hop_seconds = value("--hop-seconds")?.parse().context("--hop-seconds: a number")?,
             "--only" => {
                 only = value("--only")?.split(',').map(|s| s.trim().to_owned()).collect();
                 if let Some(bad) = only.iter().find(|s| !ALL.contains(&s.as_str())) {
@@ -60,7 +68,8 @@ fn parse_args() -> Result<Args> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: substrate-bench [--out FILE] [--root REPO] [--substrate BINARY] [--only {}]",
+                    "usage: substrate-bench [--out FILE] [--root REPO] [--substrate BINARY] [--only {}] \
+                     [--rounds N] [--seconds S] [--hop-seconds S]",
                     ALL.join(",")
                 );
                 std::process::exit(0);
@@ -77,6 +86,7 @@ fn parse_args() -> Result<Args> {
         binary: binary.unwrap_or_else(|| root.join("target/release/substrate")),
         root,
         only,
+        warm,
     })
 }
 
@@ -187,16 +197,25 @@ async fn run_all(ctx: &Ctx, report: &mut Report) -> Result<()> {
         report.set("defs_load_ms", r.load_ms);
     }
 
-    if only.contains("warm") || only.contains("cold") || only.contains("coalesce") {
+    if ["warm", "resume", "cold", "coalesce"].iter().any(|b| only.contains(*b)) {
         let data = ctx.work.path().join("serve-data");
         let log = ctx.work.path().join("serve.log");
+        // The project's definitions plus the resume benchmark's service.
+        let bench_defs = ctx.work.path().join("defs");
+        util::copy_tree(&defs, &bench_defs)?;
+        resume::write_defs(&bench_defs)?;
         let mut daemon = Daemon::start(DaemonOptions {
             binary: &ctx.args.binary,
             data: &data,
-            defs: &defs,
+            defs: &bench_defs,
             namespace: &ctx.namespace,
             build_context: root,
             log: &log,
+            // No default pause: the echo instance sits idle (for the daemon)
+            // while nginx and direct take their turns in the warm rounds,
+            // and a paused container would stall them. The resume service
+            // sets its own pause_after.
+            extra_args: &["--pause-after", "0"],
         })
         .await?;
         let token = daemon.token()?;
@@ -245,7 +264,8 @@ async fn front_door(ctx: &Ctx, report: &mut Report, daemon: &Daemon, token: &str
         warm::warm_up(daemon).await?;
         let container = warm::echo_address(daemon, token).await?;
         eprintln!("  echo container at {container}");
-        let r = warm::run(ctx.work.path(), daemon, container).await?;
+        let r = warm::run(ctx.work.path(), daemon, container, ctx.args.warm).await?;
+        report.set("warm_rounds", ctx.args.warm.rounds as f64);
         report.set("proxy_rps", r.proxy.rps);
         report.set("direct_rps", r.direct.rps);
         report.set("nginx_rps", r.nginx.rps);
@@ -256,6 +276,14 @@ async fn front_door(ctx: &Ctx, report: &mut Report, daemon: &Daemon, token: &str
         report.set("nginx_p50_us", r.nginx.p50_us);
         report.set("nginx_p99_us", r.nginx.p99_us);
         report.set("proxy_vs_nginx_rps", ratio(r.proxy.rps, r.nginx.rps));
+        report.set("proxy_cpu_us_per_req", r.proxy.cpu_us_per_req);
+        report.set("nginx_cpu_us_per_req", r.nginx.cpu_us_per_req);
+        report.set("cpu_vs_nginx", ratio(r.proxy.cpu_us_per_req, r.nginx.cpu_us_per_req));
+        report.set("proxy_c1_p50_us", r.proxy.c1_p50_us);
+        report.set("nginx_c1_p50_us", r.nginx.c1_p50_us);
+        report.set("direct_c1_p50_us", r.direct.c1_p50_us);
+        report.set("proxy_hop_us", r.proxy_hop_us);
+        report.set("nginx_hop_us", r.nginx_hop_us);
         report.set("proxy_overhead_p50_us", r.proxy.p50_us - r.direct.p50_us);
         report.set("nginx_overhead_p50_us", r.nginx.p50_us - r.direct.p50_us);
         report.set("proxy_errors", r.proxy.errors);
@@ -272,6 +300,29 @@ async fn front_door(ctx: &Ctx, report: &mut Report, daemon: &Daemon, token: &str
                 "wrk saw {errors} non-2xx responses or socket errors in the warm path"
             ));
         }
+    }
+    if only.contains("resume") {
+        eprintln!(
+            "== resume from paused: {} runs, service {} with pause_after {}",
+            resume::RUNS,
+            resume::SERVICE,
+            resume::PAUSE_AFTER
+        );
+        let r = resume::run(daemon, token, &ctx.docker, &ctx.namespace).await;
+        // The cold start and coalescing want no other container of the
+        // namespace: stop the resume service whatever happened.
+        let stopped = cold::stop_instance(daemon, token, &ctx.docker, &ctx.namespace, resume::SERVICE).await;
+        let r = r?;
+        stopped?;
+        let show = |v: &[f64]| v.iter().map(|x| (x * 100.0).round() / 100.0).collect::<Vec<_>>();
+        eprintln!("  paused:  {:?} ms", show(&r.resume_samples));
+        eprintln!("  running: {:?} ms", show(&r.running_samples));
+        eprintln!("  bare unpause + GET: {:?} ms", show(&r.raw_samples));
+        report.set("resume_paused_ms", r.resume_paused_ms);
+        report.set("resume_running_ttfb_ms", r.running_ttfb_ms);
+        report.set("resume_raw_ms", r.raw_resume_ms);
+        report.set("unpause_raw_ms", r.raw_unpause_ms);
+        report.set("resume_vs_raw", ratio(r.resume_paused_ms, r.raw_resume_ms));
     }
     if only.contains("cold") {
         eprintln!("== cold start vs bare Docker start, {} runs each", cold::RUNS);
@@ -314,6 +365,8 @@ async fn spaces_bench(ctx: &Ctx, report: &mut Report) -> Result<()> {
             namespace: &ctx.namespace,
             build_context: &ctx.args.root,
             log: &log,
+            // The checkpoint's pause is what is measured, not the idle tier's.
+            extra_args: &["--pause-after", "0"],
         })
         .await;
         // Its data goes with the work dir at the end: no deletion before the copies below.
@@ -477,64 +530,92 @@ fn print_table(r: &Report) {
     Section::new("definitions", &["value", "target"])
         .row("defs_load_ms (200 files)", &[g("defs_load_ms"), Some(50.0)])
         .print();
-    Section::new(
-        "warm path (wrk -t2 -c64 -d5s)",
-        &["substrate", "direct", "nginx", "subst/nginx"],
-    )
-    .row(
-        "requests/s",
-        &[g("proxy_rps"), g("direct_rps"), g("nginx_rps"), g("proxy_vs_nginx_rps")],
-    )
-    .row(
-        "p50 µs",
-        &[
-            g("proxy_p50_us"),
-            g("direct_p50_us"),
-            g("nginx_p50_us"),
-            div("proxy_p50_us", "nginx_p50_us"),
-        ],
-    )
-    .row(
-        "p99 µs",
-        &[
-            g("proxy_p99_us"),
-            g("direct_p99_us"),
-            g("nginx_p99_us"),
-            div("proxy_p99_us", "nginx_p99_us"),
-        ],
-    )
-    .row(
-        "p50 overhead over direct, µs",
-        &[g("proxy_overhead_p50_us"), None, g("nginx_overhead_p50_us"), None],
-    )
-    .row(
-        "requests/s at -c256",
-        &[
-            g("proxy_c256_rps"),
-            None,
-            g("nginx_c256_rps"),
-            div("proxy_c256_rps", "nginx_c256_rps"),
-        ],
-    )
-    .row(
-        "p99 µs at -c256",
-        &[
-            g("proxy_c256_p99_us"),
-            None,
-            g("nginx_c256_p99_us"),
-            div("proxy_c256_p99_us", "nginx_c256_p99_us"),
-        ],
-    )
-    .row(
-        "peak RSS MiB after -c256",
-        &[
-            g("rss_load_mib"),
-            None,
-            g("nginx_rss_mib"),
-            div("rss_load_mib", "nginx_rss_mib"),
-        ],
-    )
-    .print();
+    let title = format!(
+        "warm path, medians of {} rounds",
+        g("warm_rounds").map(|n| n.to_string()).unwrap_or_default()
+    );
+    Section::new(&title, &["substrate", "direct", "nginx", "subst/nginx"])
+        .row(
+            "requests/s (wrk -t1 -c64)",
+            &[g("proxy_rps"), g("direct_rps"), g("nginx_rps"), g("proxy_vs_nginx_rps")],
+        )
+        .row(
+            "CPU µs per request (-c64)",
+            &[
+                g("proxy_cpu_us_per_req"),
+                None,
+                g("nginx_cpu_us_per_req"),
+                g("cpu_vs_nginx"),
+            ],
+        )
+        .row(
+            "p50 µs",
+            &[
+                g("proxy_p50_us"),
+                g("direct_p50_us"),
+                g("nginx_p50_us"),
+                div("proxy_p50_us", "nginx_p50_us"),
+            ],
+        )
+        .row(
+            "p99 µs",
+            &[
+                g("proxy_p99_us"),
+                g("direct_p99_us"),
+                g("nginx_p99_us"),
+                div("proxy_p99_us", "nginx_p99_us"),
+            ],
+        )
+        .row(
+            "p50 overhead over direct, µs",
+            &[g("proxy_overhead_p50_us"), None, g("nginx_overhead_p50_us"), None],
+        )
+        .row(
+            "p50 µs at one connection (-c1)",
+            &[
+                g("proxy_c1_p50_us"),
+                g("direct_c1_p50_us"),
+                g("nginx_c1_p50_us"),
+                div("proxy_c1_p50_us", "nginx_c1_p50_us"),
+            ],
+        )
+        .row(
+            "hop µs (-c1 p50 minus direct)",
+            &[
+                g("proxy_hop_us"),
+                None,
+                g("nginx_hop_us"),
+                div("proxy_hop_us", "nginx_hop_us"),
+            ],
+        )
+        .row(
+            "requests/s at -c256",
+            &[
+                g("proxy_c256_rps"),
+                None,
+                g("nginx_c256_rps"),
+                div("proxy_c256_rps", "nginx_c256_rps"),
+            ],
+        )
+        .row(
+            "p99 µs at -c256",
+            &[
+                g("proxy_c256_p99_us"),
+                None,
+                g("nginx_c256_p99_us"),
+                div("proxy_c256_p99_us", "nginx_c256_p99_us"),
+            ],
+        )
+        .row(
+            "peak RSS MiB after -c256",
+            &[
+                g("rss_load_mib"),
+                None,
+                g("nginx_rss_mib"),
+                div("rss_load_mib", "nginx_rss_mib"),
+            ],
+        )
+        .print();
     Section::new(
         "cold start (median of 10)",
         &["substrate", "bare docker", "ratio", "target"],
@@ -542,6 +623,29 @@ fn print_table(r: &Report) {
     .row(
         "to first byte / to ready, ms",
         &[g("cold_start_ms"), g("raw_start_ms"), g("cold_vs_raw"), Some(1.15)],
+    )
+    .print();
+    Section::new(
+        "resume from paused, medians, ms",
+        &["substrate", "bare docker", "ratio", "target"],
+    )
+    .row(
+        "paused: request to first byte",
+        &[
+            g("resume_paused_ms"),
+            g("resume_raw_ms"),
+            g("resume_vs_raw"),
+            Some(15.0),
+        ],
+    )
+    .row("  the unpause API call alone", &[None, g("unpause_raw_ms"), None, None])
+    .row(
+        "running: request to first byte",
+        &[g("resume_running_ttfb_ms"), None, None, None],
+    )
+    .row(
+        "cold start: request to first byte",
+        &[g("cold_start_ms"), None, None, None],
     )
     .print();
     Section::new("coalescing (200 cold requests)", &["value", "must be"])

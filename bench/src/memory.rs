@@ -142,6 +142,7 @@ pub async fn run(
             namespace,
             build_context,
             log: &log,
+            extra_args: &[],
         })
         .await?;
         restarts.push(ms(daemon.ready_after));

@@ -282,3 +282,53 @@ pub async fn http_json(
     })?;
     Ok((status, value))
 }
+
+/// User + system CPU time of a process (all its threads), in clock ticks:
+/// fields 14 and 15 of /proc/PID/stat.
+pub fn proc_cpu_ticks(pid: u32) -> Result<u64> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    // pid (comm) state …: comm may contain spaces, so count after ')'.
+    // After ')', field 3 (state) is the first: utime (14) is the 12th.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| anyhow!("{path}: no ')'"))?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let mut next = |name: &str| -> Result<u64> {
+        fields
+            .next()
+            .ok_or_else(|| anyhow!("{path}: no {name}"))?
+            .parse::<u64>()
+            .with_context(|| format!("{path}: parsing {name}"))
+    };
+    let utime = next("utime")?;
+    let stime = next("stime")?;
+    Ok(utime + stime)
+}
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`, 100 on Linux).
+pub fn clock_ticks_per_sec() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+/// Copies a directory tree (files and subdirectories).
+pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_type()?.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst).with_context(|| format!("copying {} to {}", src.display(), dst.display()))?;
+        }
+    }
+    Ok(())
+}
