@@ -99,8 +99,13 @@ impl Daemon {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("substrate serve exited early: {status}");
             }
-            if std::net::TcpStream::connect(&self.addr).is_ok() {
-                return;
+            // A connect to a free port in the ephemeral range can pick that
+            // very port as its source and connect to itself (TCP
+            // simultaneous open): that is not the daemon listening.
+            if let Ok(s) = std::net::TcpStream::connect(&self.addr) {
+                if s.local_addr().ok() != s.peer_addr().ok() {
+                    return;
+                }
             }
             std::thread::sleep(delay);
             delay = (delay * 2).min(Duration::from_millis(100));
