@@ -237,8 +237,9 @@ async fn home(State(state): State<HomeState>, headers: HeaderMap, Query(q): Quer
     let now = now_millis();
     let records: BTreeMap<String, crate::store::InstanceRecord> =
         state.store.list_instances().unwrap_or_default().into_iter().collect();
+    let starting = state.activator.starting();
     let mut keys: Vec<String> = records.keys().cloned().collect();
-    keys.extend(state.activator.starting());
+    keys.extend(starting.iter().cloned());
     keys.sort();
     keys.dedup();
     let instances: Vec<InstanceRow> = keys
@@ -246,7 +247,7 @@ async fn home(State(state): State<HomeState>, headers: HeaderMap, Query(q): Quer
         .map(|key| {
             let record = records.get(&key);
             let live = state.activator.ready(&key);
-            let state_name = match (record, state.activator.starting().contains(&key)) {
+            let state_name = match (record, starting.contains(&key)) {
                 (_, true) => "starting".to_owned(),
                 (Some(r), _) => serde_json::to_value(r.state)
                     .ok()

@@ -96,6 +96,15 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
             .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
 }
 
+/// The host the client asked for: its `Host` header, or (HTTP/2) the URI's
+/// authority.
+pub fn request_host(headers: &HeaderMap, uri: &Uri) -> Option<HeaderValue> {
+    headers
+        .get(header::HOST)
+        .cloned()
+        .or_else(|| uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()))
+}
+
 /// Builds the request to send to `instance`: path with the viewspec
 /// stripped and `url_prefix` added, forwarded headers set.
 pub fn upstream_request(
@@ -121,12 +130,7 @@ pub fn upstream_request(
     if upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
-    let host = parts.headers.get(header::HOST).cloned().or_else(|| {
-        parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
+    let host = request_host(&parts.headers, &parts.uri);
     if let Some(h) = &host {
         headers.insert(header::HOST, h.clone());
     }

@@ -190,12 +190,7 @@ impl FrontDoor {
             return pages::error(StatusCode::NOT_FOUND, &reason, None, html);
         }
         // Only a start needs it (SUBSTRATE_ORIGIN): keep the header, format later.
-        // HTTP/2 carries it as the URI's authority instead.
-        let host = req.headers().get(header::HOST).cloned().or_else(|| {
-            req.uri()
-                .authority()
-                .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
-        });
+        let host = forward::request_host(req.headers(), req.uri());
         let mut route = Route {
             key: viewspec.canonical(),
             viewspec,
