@@ -19,11 +19,14 @@ async fn a_post_that_reached_the_container_is_not_sent_again() {
     let ns = Namespace::new("noreplay");
     let tmp = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(&tmp.path().join("data"), &test_defs(tmp.path(), &[]), &ns.name);
-    for round in 0..3 {
+    // The POST twice, and PATCH: another method that is not
+    // idempotent (RFC 9110 §9.2.2).
+    for (round, method) in ["POST", "POST", "PATCH"].into_iter().enumerate() {
         let warm: serde_json::Value = daemon.fetch_json("/echo/").await;
         let old = warm["hostname"].as_str().unwrap().to_owned();
         let url = daemon.url("/echo/slow?ms=3000");
-        let post = tokio::spawn(async move { http().post(url).body("charge=1").send().await.unwrap() });
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let post = tokio::spawn(async move { http().request(method, url).body("charge=1").send().await.unwrap() });
         // The POST is in the container once the daemon counts it open.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
