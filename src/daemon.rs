@@ -34,11 +34,12 @@ use crate::metrics::{self, StateLabels, METRICS};
 use crate::proxy::forward::TrustedProxies;
 use crate::proxy::timeouts::SendTimeout;
 use crate::proxy::upstream::UpstreamSettings;
-use crate::proxy::{params, FrontDoor, FrontDoorSettings, Scheme};
+use crate::proxy::{params, ClientConnection, FrontDoor, FrontDoorSettings, Scheme};
 use crate::runtime::DockerEngine;
 use crate::space::Spaces;
 use crate::store::{Store, StoreError, StoreOptions};
 use crate::tls::Tls;
+use crate::workers::ConnectionWorkers;
 
 /// How long open connections get to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -259,6 +260,7 @@ async fn serve(listener: TcpListener, tls: Option<TlsListener>, router: Arc<Rout
         .timer(TokioTimer::new())
         .max_header_list_size((2 * limits.max_header_bytes).min(u32::MAX as usize) as u32);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let workers = ConnectionWorkers::per_core();
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
         let (accepted, scheme) = tokio::select! {
@@ -276,16 +278,29 @@ async fn serve(listener: TcpListener, tls: Option<TlsListener>, router: Arc<Rout
             }
         };
         let _ = stream.set_nodelay(true);
+        // Moved to a worker runtime's reactor below.
+        let stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "cannot hand the connection to a worker");
+                continue;
+            }
+        };
         let router = router.clone();
+        let client = Arc::new(ClientConnection::new(peer, scheme));
         let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
             let router = router.clone();
-            async move { Ok::<_, Infallible>(dispatch(router, req.map(Body::new), peer, scheme).await) }
+            let client = client.clone();
+            async move { Ok::<_, Infallible>(dispatch(router, req.map(Body::new), &client).await) }
         });
-        let stream = SendTimeout::new(stream, limits.send_timeout);
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let acceptor = tls.as_ref().map(|t| t.tls.acceptor.clone());
-        tokio::spawn(async move {
+        workers.spawn(async move {
+            let stream = match tokio::net::TcpStream::from_std(stream) {
+                Ok(s) => SendTimeout::new(s, limits.send_timeout),
+                Err(e) => return tracing::debug!(%peer, error = %e, "cannot register the connection"),
+            };
             let result = match (scheme, acceptor) {
                 (Scheme::Https, Some(acceptor)) => {
                     // The handshake is part of the request head's time.
@@ -329,7 +344,8 @@ fn header_block_len(headers: &http::HeaderMap) -> usize {
     headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum()
 }
 
-async fn dispatch(router: Arc<Router>, req: Request<Body>, peer: SocketAddr, scheme: Scheme) -> Response<Body> {
+async fn dispatch(router: Arc<Router>, req: Request<Body>, client: &ClientConnection) -> Response<Body> {
+    let scheme = client.scheme;
     let header_bytes = header_block_len(req.headers());
     if header_bytes > router.max_header_bytes {
         let reason = format!(
@@ -357,7 +373,7 @@ async fn dispatch(router: Arc<Router>, req: Request<Body>, peer: SocketAddr, sch
     if req.uri().path() == "/metrics" {
         return metrics_response(&router).await;
     }
-    let resp = router.front.handle(req, peer, scheme).await;
+    let resp = router.front.handle(req, client).await;
     METRICS.count_request(resp.status().as_u16());
     resp
 }

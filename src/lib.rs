@@ -28,6 +28,7 @@
 //!   [`home`]: the home page at `/`; [`tls`]: HTTPS.
 //! - [`inspect`] and [`lineage`]: the offline tool and the lineage DAG.
 //! - [`config`], [`ids`], [`images`]: settings, identifiers, image builds.
+//! - [`workers`]: the per-core runtimes that serve client connections.
 //!
 //! `main.rs` only wires the command line to these.
 
@@ -50,3 +51,4 @@ pub mod space;
 pub mod store;
 pub mod tls;
 pub mod viewspec;
+pub mod workers;

@@ -26,9 +26,34 @@ use hyper_util::rt::TokioIo;
 use super::upstream::Checkout;
 use crate::instance::{ActivityGuard, Instance};
 
+/// The client end of one connection, described once per connection.
+#[derive(Debug, Clone)]
+pub struct ClientConnection {
+    pub peer: SocketAddr,
+    /// How the client reached us.
+    pub scheme: super::Scheme,
+    /// The peer's address as `X-Forwarded-For` writes it: IPv4-mapped
+    /// addresses as IPv4, IPv6 without brackets (as nginx does).
+    pub forwarded_for: HeaderValue,
+}
+
+impl ClientConnection {
+    pub fn new(peer: SocketAddr, scheme: super::Scheme) -> Self {
+        let ip = peer.ip().to_canonical().to_string();
+        // An IP address is always a valid header value.
+        let forwarded_for = HeaderValue::from_maybe_shared(Bytes::from(ip)).unwrap_or(HeaderValue::from_static(""));
+        Self {
+            peer,
+            scheme,
+            forwarded_for,
+        }
+    }
+}
+
 /// Where the request came from and how it addressed us.
 pub struct Downstream {
-    pub peer: SocketAddr,
+    /// The peer's address, formatted ([`ClientConnection::forwarded_for`]).
+    pub peer: HeaderValue,
     /// The path segment the client used for the viewspec, e.g. `notes;sp-X`.
     pub prefix: String,
     /// The peer is a trusted proxy: its forwarded headers are believed.
@@ -65,9 +90,18 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
 ];
 
+/// Whether `name` is hop-by-hop whatever `Connection` says.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::UPGRADE || HOP_BY_HOP.contains(name)
+}
+
 /// Removes hop-by-hop headers, including those the Connection header names.
 /// `Upgrade` is removed too unless the exchange is an upgrade.
 fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Most messages carry none: one pass over the names, no lookups.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -115,16 +149,16 @@ pub fn upstream_request(
     down: &Downstream,
     upgrade: bool,
 ) -> Result<Request<Body>, http::Error> {
-    let mut path = String::with_capacity(instance.url_prefix.len() + rest.len() + 32);
-    path.push_str("http://");
-    path.push_str(&instance.addr.to_string());
-    path.push_str(instance.url_prefix.trim_end_matches('/'));
-    path.push_str(rest);
-    if let Some(q) = parts.uri.query() {
-        path.push('?');
-        path.push_str(q);
+    // Origin-form (RFC 9112 §3.2.1): the container is the origin server.
+    let query = parts.uri.query();
+    let mut target = String::with_capacity(instance.url_prefix.len() + rest.len() + query.map_or(0, |q| q.len() + 1));
+    target.push_str(instance.url_prefix.trim_end_matches('/'));
+    target.push_str(rest);
+    if let Some(q) = query {
+        target.push('?');
+        target.push_str(q);
     }
-    let uri: Uri = path.parse()?;
+    let uri = Uri::try_from(target)?;
     let mut headers = parts.headers.clone();
     strip_hop_by_hop(&mut headers, upgrade);
     if upgrade {
@@ -153,8 +187,6 @@ const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 /// Sets the forwarded headers by the trust boundary (SPEC §4). `host`: the
 /// Host the client used.
 fn set_forwarded(headers: &mut HeaderMap, host: Option<HeaderValue>, down: &Downstream) {
-    // IPv4-mapped peers as IPv4; IPv6 without brackets (as nginx does).
-    let peer = down.peer.ip().to_canonical().to_string();
     let chain = if down.trusted {
         let prior: Vec<&str> = headers
             .get_all(&X_FORWARDED_FOR)
@@ -163,17 +195,22 @@ fn set_forwarded(headers: &mut HeaderMap, host: Option<HeaderValue>, down: &Down
             .map(str::trim)
             .filter(|v| !v.is_empty())
             .collect();
+        let peer = down.peer.to_str().unwrap_or_default();
         if prior.is_empty() {
-            peer
+            Some(down.peer.clone())
         } else {
-            format!("{}, {peer}", prior.join(", "))
+            HeaderValue::from_str(&format!("{}, {peer}", prior.join(", "))).ok()
         }
     } else {
-        headers.remove(header::FORWARDED);
-        headers.remove(&X_REAL_IP);
-        peer
+        if headers.contains_key(header::FORWARDED) {
+            headers.remove(header::FORWARDED);
+        }
+        if headers.contains_key(&X_REAL_IP) {
+            headers.remove(&X_REAL_IP);
+        }
+        Some(down.peer.clone())
     };
-    if let Ok(v) = HeaderValue::from_str(&chain) {
+    if let Some(v) = chain {
         headers.insert(X_FORWARDED_FOR, v);
     }
     if !(down.trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
@@ -185,7 +222,10 @@ fn set_forwarded(headers: &mut HeaderMap, host: Option<HeaderValue>, down: &Down
             None => headers.remove(&X_FORWARDED_HOST),
         };
     }
-    if let Ok(v) = HeaderValue::from_str(&format!("/{}", down.prefix)) {
+    let mut prefix = Vec::with_capacity(down.prefix.len() + 1);
+    prefix.push(b'/');
+    prefix.extend_from_slice(down.prefix.as_bytes());
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(prefix)) {
         headers.insert(X_FORWARDED_PREFIX, v);
     }
 }

@@ -23,7 +23,6 @@ pub mod retry;
 pub mod timeouts;
 pub mod upstream;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +36,7 @@ use crate::instance::stop::StopReason;
 use crate::instance::{Activator, ActivityGuard, Instance, StartRequest};
 use crate::metrics::{KindLabels, METRICS};
 use crate::viewspec::{split_path, PathSplit, Viewspec};
+pub use forward::ClientConnection;
 use forward::{Downstream, TrustedProxies};
 use retry::{Attempts, FailurePhase, Next};
 use upstream::{UpstreamPool, UpstreamSettings};
@@ -156,7 +156,8 @@ impl FrontDoor {
         }
     }
 
-    pub async fn handle(&self, mut req: Request<Body>, peer: SocketAddr, scheme: Scheme) -> Response<Body> {
+    pub async fn handle(&self, mut req: Request<Body>, client: &ClientConnection) -> Response<Body> {
+        let scheme = client.scheme;
         let html = pages::wants_html(req.headers());
         let (raw, rest) = match split_path(req.uri().path()) {
             PathSplit::Root => {
@@ -228,9 +229,9 @@ impl FrontDoor {
             body,
             rest,
             down: Downstream {
-                peer,
+                peer: client.forwarded_for.clone(),
                 prefix: raw,
-                trusted: self.settings.trusted_proxies.contains(peer.ip()),
+                trusted: self.settings.trusted_proxies.contains(client.peer.ip()),
                 scheme: scheme.as_str(),
             },
             on_upgrade,

@@ -17,7 +17,7 @@
 //! A request that provably never left the daemon comes back inside the
 //! error, body included, so it can be sent again whatever its method.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -102,10 +102,17 @@ impl std::fmt::Display for UpstreamError {
     }
 }
 
-/// The pool of connections to containers.
+/// Idle connections by container id. Container ids come from the engine,
+/// not from clients: a fast hasher needs no protection from chosen keys.
+type IdleConnections = Mutex<FxHashMap<String, Vec<SendRequest<Body>>>>;
+
+/// The pool of connections to containers, one shard per connection worker
+/// ([`crate::workers`]): a connection is driven by a task on the worker
+/// that opened it and lent only to requests on that worker, so an exchange
+/// never wakes another thread.
 #[derive(Clone)]
 pub struct UpstreamPool {
-    idle: Arc<Mutex<HashMap<String, Vec<SendRequest<Body>>>>>,
+    shards: Arc<[IdleConnections]>,
     settings: Arc<UpstreamSettings>,
 }
 
@@ -133,25 +140,33 @@ impl Drop for Checkout {
 impl UpstreamPool {
     pub fn new(settings: UpstreamSettings) -> Self {
         Self {
-            idle: Arc::new(Mutex::new(HashMap::new())),
+            shards: (0..crate::workers::slots_per_core())
+                .map(|_| Mutex::new(FxHashMap::default()))
+                .collect(),
             settings: Arc::new(settings),
         }
     }
 
+    /// The idle connections of the current worker.
+    fn idle(&self) -> std::sync::MutexGuard<'_, FxHashMap<String, Vec<SendRequest<Body>>>> {
+        let shard = &self.shards[crate::workers::current_slot() % self.shards.len()];
+        shard.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn check_in(&self, container: &str, sender: SendRequest<Body>) {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if !idle.contains_key(container) {
-            idle.insert(container.to_owned(), Vec::new());
-        }
-        let Some(list) = idle.get_mut(container) else { return };
-        if list.len() < self.settings.max_idle_per_addr {
-            list.push(sender);
+        let mut idle = self.idle();
+        match idle.get_mut(container) {
+            Some(list) if list.len() < self.settings.max_idle_per_addr => list.push(sender),
+            Some(_) => {}
+            None => {
+                idle.insert(container.to_owned(), vec![sender]);
+            }
         }
     }
 
     /// A pooled connection to `container` that can take a request now.
     fn check_out(&self, container: &str) -> Option<SendRequest<Body>> {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = self.idle();
         let list = idle.get_mut(container)?;
         while let Some(sender) = list.pop() {
             if sender.is_ready() {
@@ -164,7 +179,9 @@ impl UpstreamPool {
 
     /// Forgets every idle connection to `container` (it is gone).
     pub fn evict(&self, container: &str) {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).remove(container);
+        for shard in self.shards.iter() {
+            shard.lock().unwrap_or_else(|p| p.into_inner()).remove(container);
+        }
     }
 
     async fn connect(&self, addr: SocketAddr) -> Result<SendRequest<Body>, UpstreamFailure> {

@@ -1,0 +1,131 @@
+//! Connection workers: one single-threaded tokio runtime per core, each on
+//! its own thread, that serve accepted client connections from start to end.
+//!
+//! A proxied request involves several tasks (the client connection, the
+//! upstream connection, the response body). On a work-stealing runtime they
+//! land on different threads and every hand-off is a cross-thread wake-up
+//! (a futex call and a context switch). Serving a connection on one
+//! single-threaded runtime keeps every task it spawns (its upstream
+//! connections too: `tokio::spawn` uses the current runtime) on one thread,
+//! as nginx keeps a connection on one worker process. Connections are spread
+//! over the workers in turn; keep-alive makes that a per-connection cost, not
+//! a per-request one.
+//!
+//! Background work (reaping, events, reloads) stays on the daemon's main
+//! runtime. A worker that cannot be created leaves its connections to the
+//! main runtime: the daemon still serves, only slower.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::runtime::Handle;
+
+/// The worker runtimes, spawned once for the daemon's lifetime.
+pub struct ConnectionWorkers {
+    handles: Vec<Handle>,
+    next: AtomicUsize,
+}
+
+impl ConnectionWorkers {
+    /// Starts `count` workers. With none (`count` 0, or threads that cannot
+    /// be created) [`Self::spawn`] uses the current runtime. Each worker
+    /// thread lives until the process exits.
+    pub fn start(count: usize) -> Self {
+        let mut handles = Vec::with_capacity(count);
+        for n in 0..count {
+            match start_worker(n) {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot start a connection worker; serving on the main runtime");
+                    break;
+                }
+            }
+        }
+        Self {
+            handles,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// One worker per available core.
+    pub fn per_core() -> Self {
+        Self::start(slots_per_core() - 1)
+    }
+
+    /// Runs `connection` on the next worker in turn.
+    pub fn spawn<F>(&self, connection: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        if self.handles.is_empty() {
+            tokio::spawn(connection);
+            return;
+        }
+        let n = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
+        self.handles[n].spawn(connection);
+    }
+}
+
+thread_local! {
+    /// 1 + the index of the worker running on this thread; 0 elsewhere.
+    static WORKER_SLOT: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Which worker this thread is: 1 + its index, or 0 on any other thread.
+/// State kept per worker (the upstream connection pool) is indexed by it,
+/// so that a connection is only ever used on the thread that drives it.
+pub fn current_slot() -> usize {
+    WORKER_SLOT.with(Cell::get)
+}
+
+/// The number of distinct [`current_slot`] values a process sees when it
+/// runs [`ConnectionWorkers::per_core`]: one per core, plus 0.
+pub fn slots_per_core() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) + 1
+}
+
+/// A thread running a current-thread runtime forever; its handle.
+fn start_worker(n: usize) -> std::io::Result<Handle> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let handle = runtime.handle().clone();
+    std::thread::Builder::new()
+        .name(format!("substrate-conn-{n}"))
+        .spawn(move || {
+            WORKER_SLOT.with(|slot| slot.set(n + 1));
+            runtime.block_on(std::future::pending::<()>())
+        })?;
+    Ok(handle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_run_on_worker_threads_in_turn() {
+        let workers = ConnectionWorkers::start(2);
+        let (tx, rx) = std::sync::mpsc::channel();
+        for _ in 0..4 {
+            let tx = tx.clone();
+            workers.spawn(async move {
+                let name = std::thread::current().name().map(str::to_owned);
+                let _ = tx.send(name.filter(|n| n.ends_with(&(current_slot() - 1).to_string())));
+            });
+        }
+        let mut names: Vec<_> = (0..4)
+            .map(|_| rx.recv_timeout(std::time::Duration::from_secs(5)).ok().flatten())
+            .collect();
+        names.sort();
+        let expected: Vec<Option<String>> = [
+            "substrate-conn-0",
+            "substrate-conn-0",
+            "substrate-conn-1",
+            "substrate-conn-1",
+        ]
+        .iter()
+        .map(|s| Some(s.to_string()))
+        .collect();
+        assert_eq!(names, expected);
+    }
+}
