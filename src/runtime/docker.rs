@@ -291,7 +291,10 @@ impl Engine for DockerEngine {
                         .unwrap_or_default()
                         .trim_start_matches('/')
                         .to_owned(),
-                    running: s.state.map(|st| st.to_string() == "running").unwrap_or(false),
+                    // As `inspect` says: a paused container is running.
+                    running: s
+                        .state
+                        .is_some_and(|st| matches!(st.to_string().as_str(), "running" | "paused")),
                     address,
                     labels: s
                         .labels
