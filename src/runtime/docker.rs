@@ -39,8 +39,9 @@ fn map_err(e: BollardError) -> RuntimeError {
     match e {
         BollardError::DockerResponseServerError { status_code, message } => {
             // Docker says "No such image: X", Podman "no such image: X: image not known".
-            if status_code == 404 && message.to_ascii_lowercase().contains("no such image") {
-                let image = message.get("no such image: ".len()..).unwrap_or(&message);
+            const MISSING: &str = "no such image: ";
+            if let (404, Some(at)) = (status_code, message.to_ascii_lowercase().find(MISSING)) {
+                let image = &message[at + MISSING.len()..];
                 RuntimeError::ImageMissing(image.trim_end_matches(": image not known").to_owned())
             } else if status_code == 404 {
                 RuntimeError::NoSuchContainer(message)
@@ -374,5 +375,33 @@ impl DockerEngine {
             })
             .boxed();
         Ok(stream)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_images_read_alike_from_docker_and_podman() {
+        let answers = [
+            ("No such image: substrate-echo:latest", "substrate-echo:latest"),
+            (
+                "no such image: docker.io/library/substrate-echo: image not known",
+                "docker.io/library/substrate-echo",
+            ),
+        ];
+        for (message, image) in answers {
+            let e = map_err(BollardError::DockerResponseServerError {
+                status_code: 404,
+                message: message.to_owned(),
+            });
+            assert!(matches!(&e, RuntimeError::ImageMissing(i) if i == image), "{e:?}");
+        }
+        let e = map_err(BollardError::DockerResponseServerError {
+            status_code: 404,
+            message: "no container with name or ID \"x\" found: no such container".to_owned(),
+        });
+        assert!(matches!(e, RuntimeError::NoSuchContainer(_)), "{e:?}");
     }
 }
