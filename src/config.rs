@@ -25,6 +25,12 @@ pub struct ServeArgs {
     /// Optional TOML configuration file
     #[arg(long, env = "SUBSTRATE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Container engine: docker, podman or swarm [default: docker]
+    #[arg(long, env = "SUBSTRATE_ENGINE")]
+    pub engine: Option<String>,
+    /// The engine's API address, e.g. unix:///run/podman/podman.sock [default: DOCKER_HOST or the local socket for docker, unix:///run/podman/podman.sock for podman]
+    #[arg(long, env = "SUBSTRATE_ENGINE_HOST")]
+    pub engine_host: Option<String>,
     /// Namespace labelling every Docker object this daemon owns [default: default]
     #[arg(long, env = "SUBSTRATE_NAMESPACE")]
     pub namespace: Option<String>,
@@ -89,6 +95,8 @@ pub struct ServeArgs {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<String>,
+    engine: Option<String>,
+    engine_host: Option<String>,
     defs: Option<PathBuf>,
     data: Option<PathBuf>,
     namespace: Option<String>,
@@ -117,6 +125,8 @@ struct FileConfig {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// Which container engine, and where its API is.
+    pub engine: crate::runtime::EngineSettings,
     pub defs: PathBuf,
     pub data: PathBuf,
     pub namespace: String,
@@ -150,6 +160,8 @@ pub enum ConfigError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Engine(String),
     #[error("invalid listen address {0:?}: expected HOST:PORT, e.g. 127.0.0.1:8080")]
     Listen(String),
     #[error("invalid namespace {0:?}: use 1-32 characters of a-z, 0-9 and '-', starting with a letter or digit")]
@@ -183,6 +195,12 @@ impl Config {
             None => FileConfig::default(),
         };
         let listen = layered(&args.listen, file.listen, "127.0.0.1:8080");
+        let engine = crate::runtime::EngineSettings {
+            kind: layered(&args.engine, file.engine, "docker")
+                .parse()
+                .map_err(ConfigError::Engine)?,
+            host: args.engine_host.clone().or(file.engine_host).filter(|h| !h.is_empty()),
+        };
         let namespace = layered(&args.namespace, file.namespace, "default");
         if !valid_namespace(&namespace) {
             return Err(ConfigError::Namespace(namespace));
@@ -270,6 +288,7 @@ impl Config {
         }
         Ok(Config {
             listen: listen.parse().map_err(|_| ConfigError::Listen(listen.clone()))?,
+            engine,
             defs,
             data,
             namespace,
@@ -396,6 +415,39 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("body_read_timeout"));
+    }
+
+    #[test]
+    fn the_engine_is_docker_unless_set() {
+        use crate::runtime::EngineKind;
+        let c = Config::resolve(&ServeArgs::default()).unwrap();
+        assert_eq!(c.engine.kind, EngineKind::Docker);
+        assert_eq!(c.engine.host, None);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.toml");
+        std::fs::write(&file, "engine = \"podman\"\nengine_host = \"unix:///tmp/p.sock\"\n").unwrap();
+        let args = ServeArgs {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+        let c = Config::resolve(&args).unwrap();
+        assert_eq!(c.engine.kind, EngineKind::Podman);
+        assert_eq!(c.engine.host.as_deref(), Some("unix:///tmp/p.sock"));
+        let args = ServeArgs {
+            config: Some(file),
+            engine: Some("swarm".into()),
+            ..Default::default()
+        };
+        assert_eq!(Config::resolve(&args).unwrap().engine.kind, EngineKind::Swarm);
+        let args = ServeArgs {
+            engine: Some("kubernetes".into()),
+            ..Default::default()
+        };
+        let e = Config::resolve(&args).unwrap_err().to_string();
+        assert!(
+            e.contains("\"kubernetes\"") && e.contains("docker, podman or swarm"),
+            "{e}"
+        );
     }
 
     #[test]

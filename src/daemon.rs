@@ -1,5 +1,5 @@
 //! `substrate serve`: opens the data directory, loads the definitions,
-//! reconciles with Docker, serves HTTP/1.1 and HTTP/2, and shuts down cleanly
+//! reconciles with the container engine, serves HTTP/1.1 and HTTP/2, and shuts down cleanly
 //! on SIGTERM or SIGINT.
 //!
 //! Requests under `/substrate/` go to the admin API; everything else is the
@@ -35,7 +35,6 @@ use crate::proxy::forward::TrustedProxies;
 use crate::proxy::timeouts::SendTimeout;
 use crate::proxy::upstream::UpstreamSettings;
 use crate::proxy::{params, ClientConnection, FrontDoor, FrontDoorSettings, Scheme};
-use crate::runtime::DockerEngine;
 use crate::space::Spaces;
 use crate::store::{Store, StoreError, StoreOptions};
 use crate::tls::Tls;
@@ -83,6 +82,8 @@ struct Router {
 }
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    let engine =
+        crate::runtime::connect(&config.engine, &config.namespace).context("cannot set up the container engine")?;
     let catalog = Catalog::load(&config.defs, config.vars.clone()).map_err(|errors| {
         let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
         anyhow::anyhow!(
@@ -105,11 +106,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         )),
         None => None,
     };
-    let engine = DockerEngine::new(&config.namespace);
 
     let spaces = Spaces::new(data.clone(), store.clone());
     let activator = Activator::new(
-        Arc::new(engine.clone()),
+        engine.clone(),
         store.clone(),
         catalog.clone(),
         ActivatorSettings {
@@ -123,9 +123,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             reattached = r.reattached.len(),
             dropped = r.dropped.len(),
             removed = r.removed.len(),
-            "reconciled with Docker"
+            "reconciled with the engine"
         ),
-        Err(e) => tracing::warn!(error = %e, "could not reconcile with Docker; records kept for the next start"),
+        Err(e) => tracing::warn!(error = %e, "could not reconcile with the engine; records kept for the next start"),
     }
     let front = Arc::new(FrontDoor::new(
         activator.clone(),
@@ -180,7 +180,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    tracing::info!(listen = %listener.local_addr()?, data = %data.root().display(), namespace = %config.namespace, "serving");
+    tracing::info!(listen = %listener.local_addr()?, data = %data.root().display(), namespace = %config.namespace, engine = %config.engine.kind, "serving");
     let tls = match (config.tls_listen, tls) {
         (Some(addr), Some(tls)) => {
             let listener = TcpListener::bind(addr)

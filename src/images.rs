@@ -1,12 +1,12 @@
 //! `substrate images build`: builds the enabled imagespecs of `defs/`
-//! through the Docker API, with the repository root as the context.
+//! through the configured engine's API, with the repository root as the context.
 
 use std::path::Path;
 
 use anyhow::Context;
 
 use crate::runtime::build::BuildSpec;
-use crate::runtime::{DockerEngine, Engine};
+use crate::runtime::EngineSettings;
 
 /// Whether imagespec `name` is enabled (`enable[name]` is true).
 pub fn enabled(defs: &crate::defs::Defs, name: &str) -> bool {
@@ -31,9 +31,14 @@ pub fn build_spec(spec: &crate::defs::ImageSpec, context: &Path) -> BuildSpec {
     }
 }
 
-/// Builds every enabled imagespec (or only those in `names`); returns the
-/// image references built.
-pub async fn build_enabled(defs_dir: &Path, context: Option<&Path>, names: &[String]) -> anyhow::Result<Vec<String>> {
+/// Builds every enabled imagespec (or only those in `names`) on the engine
+/// `engine` names; returns the image references built.
+pub async fn build_enabled(
+    engine: &EngineSettings,
+    defs_dir: &Path,
+    context: Option<&Path>,
+    names: &[String],
+) -> anyhow::Result<Vec<String>> {
     let defs = crate::defs::load_dir(defs_dir, &Default::default()).map_err(|errors| {
         let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
         anyhow::anyhow!("cannot load {}:\n{}", defs_dir.display(), text.join("\n"))
@@ -51,7 +56,7 @@ pub async fn build_enabled(defs_dir: &Path, context: Option<&Path>, names: &[Str
             anyhow::bail!("no imagespec named {n:?} in {}", defs_dir.display());
         }
     }
-    let engine = DockerEngine::new("default");
+    let engine = crate::runtime::connect(engine, "default")?;
     let mut built = Vec::new();
     for (name, spec) in &defs.imagespecs {
         if !(names.is_empty() && enabled(&defs, name) || names.contains(name)) {

@@ -20,7 +20,8 @@
 //! - [`viewspec`]: the URL grammar (`notes;data=sp-…`).
 //! - [`catalog`] and [`defs`]: the service definitions — our evaluator for a
 //!   subset of CUE, loaded from `defs/` and reloaded on change.
-//! - [`runtime`]: the container engine behind a trait; Docker via bollard.
+//! - [`runtime`]: the container engine behind a trait; Docker via bollard,
+//!   Podman through the same client (its Docker-compatible API).
 //! - [`space`]: spaces — the copy engine, checkpoints, forks.
 //! - [`store`]: the durable state — sled trees, the record codec, migrations;
 //!   [`datadir`] is the layout of the data directory around it.

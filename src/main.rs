@@ -97,10 +97,16 @@ enum DefsCommand {
 
 #[derive(Subcommand)]
 enum ImagesCommand {
-    /// Build enabled imagespecs through the Docker API (all, or those named)
+    /// Build enabled imagespecs through the engine's API (all, or those named)
     Build {
         #[arg(long, env = "SUBSTRATE_DEFS", default_value = "defs")]
         defs: PathBuf,
+        /// Container engine: docker or podman
+        #[arg(long, env = "SUBSTRATE_ENGINE", default_value = "docker")]
+        engine: String,
+        /// The engine's API address [default: the engine's own]
+        #[arg(long, env = "SUBSTRATE_ENGINE_HOST")]
+        engine_host: Option<String>,
         /// Build context [default: the parent of the defs directory]
         #[arg(long)]
         context: Option<PathBuf>,
@@ -165,9 +171,21 @@ fn defs_command(command: DefsCommand) -> ExitCode {
 fn images_command(command: ImagesCommand) -> ExitCode {
     let ImagesCommand::Build {
         defs: dir,
+        engine,
+        engine_host,
         context,
         names,
     } = command;
+    let engine = match engine.parse() {
+        Ok(kind) => substrate::runtime::EngineSettings {
+            kind,
+            host: engine_host.filter(|h| !h.is_empty()),
+        },
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -175,7 +193,12 @@ fn images_command(command: ImagesCommand) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(substrate::images::build_enabled(&dir, context.as_deref(), &names)) {
+    match runtime.block_on(substrate::images::build_enabled(
+        &engine,
+        &dir,
+        context.as_deref(),
+        &names,
+    )) {
         Ok(built) => {
             for image in built {
                 println!("built {image}");

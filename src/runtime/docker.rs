@@ -1,5 +1,8 @@
 //! Docker Engine through bollard: connection and API version negotiation,
 //! the namespace's bridge network, containers, events and image builds.
+//!
+//! The same client drives Podman's Docker-compatible API; what Podman does
+//! differently is decided in [`super::podman`], which wraps this engine.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -23,6 +26,8 @@ use super::{ContainerEvent, ContainerInfo, ContainerSpec, Engine, RuntimeError, 
 #[derive(Clone)]
 pub struct DockerEngine {
     client: std::sync::Arc<tokio::sync::RwLock<Option<bollard::Docker>>>,
+    /// The API address; `None`: `DOCKER_HOST` or the local socket.
+    host: Option<String>,
     namespace: String,
     network: String,
     network_ready: std::sync::Arc<OnceCell<()>>,
@@ -33,8 +38,11 @@ pub struct DockerEngine {
 fn map_err(e: BollardError) -> RuntimeError {
     match e {
         BollardError::DockerResponseServerError { status_code, message } => {
-            if status_code == 404 && message.contains("No such image") {
-                RuntimeError::ImageMissing(message.trim_start_matches("No such image: ").to_owned())
+            // Docker says "No such image: X", Podman "no such image: X: image not known".
+            const MISSING: &str = "no such image: ";
+            if let (404, Some(at)) = (status_code, message.to_ascii_lowercase().find(MISSING)) {
+                let image = &message[at + MISSING.len()..];
+                RuntimeError::ImageMissing(image.trim_end_matches(": image not known").to_owned())
             } else if status_code == 404 {
                 RuntimeError::NoSuchContainer(message)
             } else {
@@ -46,18 +54,20 @@ fn map_err(e: BollardError) -> RuntimeError {
 }
 
 impl DockerEngine {
-    /// A handle for `namespace`; nothing is contacted yet.
-    pub fn new(namespace: &str) -> Self {
+    /// A handle for `namespace` on the engine at `host` (`None`:
+    /// `DOCKER_HOST` or the local socket); nothing is contacted yet.
+    pub fn new(namespace: &str, host: Option<String>) -> Self {
         Self {
             client: Default::default(),
+            host,
             namespace: namespace.to_owned(),
             network: format!("substrate-{namespace}"),
             network_ready: Default::default(),
         }
     }
 
-    /// The client (`DOCKER_HOST` or the local socket), made on first use with
-    /// an API version both sides speak (Engine 20.10 speaks 1.41).
+    /// The client, made on first use with an API version both sides speak
+    /// (Engine 20.10 and Podman 4.3 speak 1.41).
     pub async fn client(&self) -> Result<bollard::Docker, RuntimeError> {
         if let Some(c) = self.client.read().await.as_ref() {
             return Ok(c.clone());
@@ -66,7 +76,11 @@ impl DockerEngine {
         if let Some(c) = slot.as_ref() {
             return Ok(c.clone());
         }
-        let client = bollard::Docker::connect_with_defaults().map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
+        let client = match &self.host {
+            Some(host) => bollard::Docker::connect_with_host(host),
+            None => bollard::Docker::connect_with_defaults(),
+        }
+        .map_err(|e| RuntimeError::Unavailable(e.to_string()))?;
         let client = match client.clone().negotiate_version().await {
             Ok(negotiated) => negotiated,
             Err(e) => return Err(RuntimeError::Unavailable(e.to_string())),
@@ -101,8 +115,14 @@ impl DockerEngine {
                         tracing::info!(network = %self.network, "created network");
                         Ok(())
                     }
-                    // Created concurrently by another daemon of the namespace.
-                    Err(BollardError::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+                    // Created concurrently by another daemon of the namespace:
+                    // Docker answers 409, Podman 500 "network already exists".
+                    Err(e @ BollardError::DockerResponseServerError { .. }) => {
+                        match client.inspect_network(&self.network, None).await {
+                            Ok(_) => Ok(()),
+                            Err(_) => Err(map_err(e)),
+                        }
+                    }
                     Err(e) => Err(map_err(e)),
                 }
             })
@@ -243,7 +263,15 @@ impl Engine for DockerEngine {
             ..Default::default()
         };
         let client = self.client().await?;
-        match client.stop_container(id, Some(stop)).await {
+        let mut stopped = client.stop_container(id, Some(stop.clone())).await;
+        if let Err(BollardError::DockerResponseServerError { status_code: 500, .. }) = &stopped {
+            // Podman refuses to stop a paused container (Docker does not):
+            // resume it so the service still gets its SIGTERM.
+            if client.unpause_container(id).await.is_ok() {
+                stopped = client.stop_container(id, Some(stop)).await;
+            }
+        }
+        match stopped {
             Ok(()) => {}
             Err(BollardError::DockerResponseServerError {
                 status_code: 304 | 404, ..
@@ -291,7 +319,10 @@ impl Engine for DockerEngine {
                         .unwrap_or_default()
                         .trim_start_matches('/')
                         .to_owned(),
-                    running: s.state.map(|st| st.to_string() == "running").unwrap_or(false),
+                    // As `inspect` says: a paused container is running.
+                    running: s
+                        .state
+                        .is_some_and(|st| matches!(st.to_string().as_str(), "running" | "paused")),
                     address,
                     labels: s
                         .labels
@@ -316,9 +347,20 @@ impl Engine for DockerEngine {
     }
 
     async fn events(&self) -> Result<futures_util::stream::BoxStream<'static, ContainerEvent>, RuntimeError> {
+        self.gone_events(&["die", "destroy"]).await
+    }
+}
+
+impl DockerEngine {
+    /// The namespace's containers that die or are removed, filtered by the
+    /// engine with `actions`: the names under which it files those events.
+    pub(super) async fn gone_events(
+        &self,
+        actions: &[&str],
+    ) -> Result<futures_util::stream::BoxStream<'static, ContainerEvent>, RuntimeError> {
         let mut filters = self.namespace_filter();
         filters.insert("type".into(), vec!["container".into()]);
-        filters.insert("event".into(), vec!["die".into(), "destroy".into()]);
+        filters.insert("event".into(), actions.iter().map(|a| a.to_string()).collect());
         let options = EventsOptions {
             filters: Some(filters),
             ..Default::default()
@@ -333,5 +375,33 @@ impl Engine for DockerEngine {
             })
             .boxed();
         Ok(stream)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_images_read_alike_from_docker_and_podman() {
+        let answers = [
+            ("No such image: substrate-echo:latest", "substrate-echo:latest"),
+            (
+                "no such image: docker.io/library/substrate-echo: image not known",
+                "docker.io/library/substrate-echo",
+            ),
+        ];
+        for (message, image) in answers {
+            let e = map_err(BollardError::DockerResponseServerError {
+                status_code: 404,
+                message: message.to_owned(),
+            });
+            assert!(matches!(&e, RuntimeError::ImageMissing(i) if i == image), "{e:?}");
+        }
+        let e = map_err(BollardError::DockerResponseServerError {
+            status_code: 404,
+            message: "no container with name or ID \"x\" found: no such container".to_owned(),
+        });
+        assert!(matches!(e, RuntimeError::NoSuchContainer(_)), "{e:?}");
     }
 }

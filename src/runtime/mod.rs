@@ -1,5 +1,8 @@
 //! The container engine behind a small trait, so the activator can be tested
-//! with a fake and run on Docker (or a Podman socket) for real.
+//! with a fake and run on a real engine: the Docker Engine ([`docker`]) or
+//! Podman through its Docker-compatible socket ([`podman`]). [`connect`] is
+//! the one place that turns the `engine` setting into an engine; nothing
+//! outside this module knows which one runs.
 //!
 //! Terms: a *container spec* is everything needed to create one container;
 //! the engine owns the per-namespace bridge network and labels every object
@@ -8,12 +11,78 @@
 
 pub mod build;
 pub mod docker;
+pub mod podman;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub use docker::DockerEngine;
+pub use podman::PodmanEngine;
+
+/// Which container engine the daemon drives (the `engine` setting).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EngineKind {
+    /// The Docker Engine, at `DOCKER_HOST` or the local socket.
+    #[default]
+    Docker,
+    /// Podman's Docker-compatible API (`podman system service`).
+    Podman,
+    /// Docker Swarm: instances as one-replica services.
+    Swarm,
+}
+
+impl EngineKind {
+    pub const NAMES: &'static str = "docker, podman or swarm";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineKind::Docker => "docker",
+            EngineKind::Podman => "podman",
+            EngineKind::Swarm => "swarm",
+        }
+    }
+}
+
+impl std::fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for EngineKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "docker" => Ok(EngineKind::Docker),
+            "podman" => Ok(EngineKind::Podman),
+            "swarm" => Ok(EngineKind::Swarm),
+            _ => Err(format!("invalid engine {s:?}: expected {}", EngineKind::NAMES)),
+        }
+    }
+}
+
+/// How to reach the engine.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineSettings {
+    pub kind: EngineKind,
+    /// The engine's API address (`unix:///…`, `tcp://…`); `None`: the
+    /// engine's default (`DOCKER_HOST` or `/var/run/docker.sock` for Docker,
+    /// [`podman::DEFAULT_SOCKET`] for Podman).
+    pub host: Option<String>,
+}
+
+/// The engine the settings name, acting for `namespace`. Nothing is contacted
+/// yet: a daemon starts while its engine is down and works once it is back.
+pub fn connect(settings: &EngineSettings, namespace: &str) -> Result<Arc<dyn Engine>, RuntimeError> {
+    match settings.kind {
+        EngineKind::Docker => Ok(Arc::new(DockerEngine::new(namespace, settings.host.clone()))),
+        EngineKind::Podman => Ok(Arc::new(PodmanEngine::new(namespace, settings.host.clone()))),
+        EngineKind::Swarm => Err(RuntimeError::NotInThisBuild(EngineKind::Swarm)),
+    }
+}
 
 pub const LABEL_NAMESPACE: &str = "substrate.namespace";
 pub const LABEL_INSTANCE: &str = "substrate.instance";
@@ -70,6 +139,8 @@ pub enum ContainerEvent {
 pub enum RuntimeError {
     #[error("the Docker Engine is unavailable: {0}")]
     Unavailable(String),
+    #[error("engine {0} is not available in this build")]
+    NotInThisBuild(EngineKind),
     #[error("image {0} not found")]
     ImageMissing(String),
     #[error("building image {image} failed: {message}")]

@@ -194,6 +194,17 @@ pub fn repo_root() -> PathBuf {
 pub fn example_images() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
+        example_binaries();
+        let root = repo_root();
+        let out = substrate(&["images", "build", "--defs", root.join("defs").to_str().unwrap()]);
+        assert!(out.status.success(), "substrate images build failed: {}", stderr(&out));
+    });
+}
+
+/// The example services' static binaries and gotty's files, built when missing.
+fn example_binaries() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
         let root = repo_root();
         let built = [
             "images/echo/substrate-echo",
@@ -206,8 +217,29 @@ pub fn example_images() {
                 .expect("run build-binaries.sh");
             assert!(status.success(), "images/build-binaries.sh failed");
         }
-        let out = substrate(&["images", "build", "--defs", root.join("defs").to_str().unwrap()]);
-        assert!(out.status.success(), "substrate images build failed: {}", stderr(&out));
+    });
+}
+
+/// The example images built on Podman (under `localhost/`), once per test
+/// process.
+pub fn example_images_on_podman() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        example_binaries();
+        let root = repo_root();
+        let out = Command::new(bin())
+            .args(["images", "build", "--engine", "podman", "--engine-host"])
+            .arg(format!("unix://{PODMAN_SOCKET}"))
+            .arg("--defs")
+            .arg(root.join("defs"))
+            .args(["echo", "notes"])
+            .output()
+            .expect("run substrate images build");
+        assert!(
+            out.status.success(),
+            "substrate images build on podman failed: {}",
+            stderr(&out)
+        );
     });
 }
 
@@ -225,15 +257,92 @@ pub fn test_defs(dir: &Path, extra: &[(&str, &str)]) -> PathBuf {
     defs
 }
 
-/// A Docker namespace for one test; removes its containers and network on drop.
+/// Where the Podman tests find `podman system service` (`./dev.sh test`
+/// starts it there).
+pub const PODMAN_SOCKET: &str = "/run/podman/podman.sock";
+
+/// Why Podman cannot be tested here, or `None` when its API answers.
+pub fn podman_missing() -> Option<String> {
+    use std::io::{Read, Write};
+    let why = |e: std::io::Error| {
+        Some(format!(
+            "Podman's API does not answer on {PODMAN_SOCKET} ({e}); `./dev.sh test` sets it up"
+        ))
+    };
+    let mut s = match std::os::unix::net::UnixStream::connect(PODMAN_SOCKET) {
+        Ok(s) => s,
+        Err(e) => return why(e),
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+    let mut answer = String::new();
+    let asked = s
+        .write_all(b"GET /_ping HTTP/1.0\r\nHost: podman\r\n\r\n")
+        .and_then(|_| s.read_to_string(&mut answer));
+    match asked {
+        Err(e) => why(e),
+        Ok(_) if answer.ends_with("OK") => None,
+        Ok(_) => Some(format!("{PODMAN_SOCKET} answered /_ping with {answer:?}")),
+    }
+}
+
+/// The engine a test's daemon and containers run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Docker,
+    Podman,
+}
+
+impl Engine {
+    /// The engine's command line tool (Podman's talks to the test's service).
+    pub fn cli(self) -> Command {
+        match self {
+            Engine::Docker => Command::new("docker"),
+            Engine::Podman => {
+                let mut c = Command::new("podman");
+                c.arg("--url").arg(format!("unix://{PODMAN_SOCKET}"));
+                c
+            }
+        }
+    }
+
+    /// `--engine` and `--engine-host` for `substrate serve`.
+    pub fn serve_flags(self) -> Vec<String> {
+        match self {
+            Engine::Docker => vec!["--engine".into(), "docker".into()],
+            Engine::Podman => vec![
+                "--engine".into(),
+                "podman".into(),
+                "--engine-host".into(),
+                format!("unix://{PODMAN_SOCKET}"),
+            ],
+        }
+    }
+
+    /// Runs the engine's tool to completion.
+    pub fn run(self, args: &[&str]) -> Output {
+        self.cli()
+            .args(args)
+            .output()
+            .expect("run the engine's command line tool")
+    }
+}
+
+/// A namespace for one test; removes its containers and network on drop.
 pub struct Namespace {
     pub name: String,
+    pub engine: Engine,
 }
 
 impl Namespace {
     pub fn new(tag: &str) -> Namespace {
+        Namespace::on(Engine::Docker, tag)
+    }
+
+    /// A namespace whose containers run on `engine`.
+    pub fn on(engine: Engine, tag: &str) -> Namespace {
         Namespace {
             name: unique_namespace(tag),
+            engine,
         }
     }
 
@@ -243,8 +352,11 @@ impl Namespace {
         let mut args = vec!["ps", "-q", "--no-trunc", "--filter", &filter];
         if all {
             args.push("-a");
+        } else if self.engine == Engine::Podman {
+            // `podman ps` leaves paused containers out; `docker ps` lists them.
+            args.extend(["-a", "--filter", "status=running", "--filter", "status=paused"]);
         }
-        let out = Command::new("docker").args(&args).output().expect("docker ps");
+        let out = self.engine.cli().args(&args).output().expect("docker ps");
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(str::to_owned)
@@ -272,9 +384,11 @@ impl Drop for Namespace {
     fn drop(&mut self) {
         let ids = self.containers(true);
         if !ids.is_empty() {
-            let _ = Command::new("docker").arg("rm").arg("-f").args(&ids).output();
+            let _ = self.engine.cli().arg("rm").arg("-f").args(&ids).output();
         }
-        let _ = Command::new("docker")
+        let _ = self
+            .engine
+            .cli()
             .args(["network", "rm", &format!("substrate-{}", self.name)])
             .output();
     }
