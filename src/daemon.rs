@@ -35,7 +35,6 @@ use crate::proxy::forward::TrustedProxies;
 use crate::proxy::timeouts::SendTimeout;
 use crate::proxy::upstream::UpstreamSettings;
 use crate::proxy::{params, FrontDoor, FrontDoorSettings, Scheme};
-use crate::runtime::DockerEngine;
 use crate::space::Spaces;
 use crate::store::{Store, StoreError, StoreOptions};
 use crate::tls::Tls;
@@ -104,11 +103,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         )),
         None => None,
     };
-    let engine = DockerEngine::new(&config.namespace);
+    let engine = crate::runtime::engine_from_env(&config.namespace);
 
     let spaces = Spaces::new(data.clone(), store.clone());
     let activator = Activator::new(
-        Arc::new(engine.clone()),
+        engine.clone(),
         store.clone(),
         catalog.clone(),
         ActivatorSettings {

@@ -5,7 +5,6 @@ use axum::Json;
 use serde::Serialize;
 
 use super::AdminState;
-use crate::runtime::Engine;
 
 #[derive(Debug, Serialize)]
 pub struct Health {

@@ -25,7 +25,7 @@ pub use error::ApiError;
 
 use crate::catalog::Catalog;
 use crate::proxy::FrontDoor;
-use crate::runtime::DockerEngine;
+use crate::runtime::Engine;
 use crate::space::Spaces;
 use crate::store::Store;
 
@@ -33,7 +33,7 @@ use crate::store::Store;
 #[derive(Clone)]
 pub struct AdminState {
     pub store: Store,
-    pub engine: DockerEngine,
+    pub engine: Arc<dyn Engine>,
     pub catalog: Catalog,
     pub front: Arc<FrontDoor>,
     pub spaces: Arc<Spaces>,

@@ -8,12 +8,14 @@
 
 pub mod build;
 pub mod docker;
+pub mod swarm;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
 pub use docker::DockerEngine;
+pub use swarm::{SwarmEngine, SwarmSettings};
 
 pub const LABEL_NAMESPACE: &str = "substrate.namespace";
 pub const LABEL_INSTANCE: &str = "substrate.instance";
@@ -78,6 +80,10 @@ pub enum RuntimeError {
     NoSuchContainer(String),
     #[error("docker: {0}")]
     Docker(String),
+    /// The engine cannot do this at all (e.g. pause a Swarm task on a node
+    /// the daemon has no engine for); callers carry on without it.
+    #[error("not supported: {0}")]
+    Unsupported(String),
 }
 
 impl RuntimeError {
@@ -85,6 +91,11 @@ impl RuntimeError {
     /// refusing a request): such errors mean 503, and recovery once it is back.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, RuntimeError::Unavailable(_))
+    }
+
+    /// True when the engine cannot do this at all, now or later.
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, RuntimeError::Unsupported(_))
     }
 }
 
@@ -112,4 +123,29 @@ pub trait Engine: Send + Sync + 'static {
     async fn unpause(&self, id: &str) -> Result<(), RuntimeError>;
     /// Container events of the namespace, until the stream ends (engine gone).
     async fn events(&self) -> Result<futures_util::stream::BoxStream<'static, ContainerEvent>, RuntimeError>;
+}
+
+/// The engine the environment asks for, for the daemon of `namespace`:
+/// `SUBSTRATE_ENGINE=swarm` gives a [`SwarmEngine`] (settings from
+/// `SUBSTRATE_SWARM_CONSTRAINT`, `SUBSTRATE_SWARM_NODE_ENGINES` as
+/// `NODE=ENDPOINT,…`, `SUBSTRATE_SWARM_START_TIMEOUT` in seconds); anything
+/// else the Docker Engine. The one place that chooses an engine.
+pub fn engine_from_env(namespace: &str) -> std::sync::Arc<dyn Engine> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    if var("SUBSTRATE_ENGINE").as_deref() != Some("swarm") {
+        return std::sync::Arc::new(DockerEngine::new(namespace));
+    }
+    let mut settings = SwarmSettings {
+        constraint: var("SUBSTRATE_SWARM_CONSTRAINT"),
+        ..Default::default()
+    };
+    for pair in var("SUBSTRATE_SWARM_NODE_ENGINES").unwrap_or_default().split(',') {
+        if let Some((node, endpoint)) = pair.split_once('=') {
+            settings.node_engines.insert(node.trim().to_owned(), endpoint.trim().to_owned());
+        }
+    }
+    if let Some(secs) = var("SUBSTRATE_SWARM_START_TIMEOUT").and_then(|s| s.parse::<u64>().ok()) {
+        settings.start_timeout = std::time::Duration::from_secs(secs);
+    }
+    std::sync::Arc::new(SwarmEngine::new(namespace, settings))
 }
