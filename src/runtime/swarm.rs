@@ -708,6 +708,17 @@ impl Engine for SwarmEngine {
     async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
         let task = self.task_container(id).await.ok();
         self.lock_placed().remove(id);
+        // Stopped through its node's engine first: Swarm alone takes seconds
+        // longer to get to it after the service is deleted.
+        if let Some((TaskView { container: Some(c), .. }, Some(client))) = &task {
+            let stop = bollard::query_parameters::StopContainerOptions {
+                t: Some(STOP_GRACE.as_secs() as i32),
+                ..Default::default()
+            };
+            if let Err(e) = client.stop_container(c, Some(stop)).await {
+                tracing::debug!(service = id, error = %e, "could not stop the task's container; Swarm will");
+            }
+        }
         match self.client().await?.delete_service(id).await {
             Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {}
             Err(e) => return Err(map_err(e)),
