@@ -58,7 +58,10 @@ impl SwarmNamespace {
             if cond(&s) {
                 return s;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}; services: {s:?}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; services: {s:?}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -84,7 +87,11 @@ impl Drop for SwarmNamespace {
 fn instance_keys(list: &Value) -> Vec<String> {
     list["instances"]
         .as_array()
-        .map(|a| a.iter().filter_map(|i| i["viewspec"].as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|i| i["viewspec"].as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -101,7 +108,10 @@ async fn swarm_cold_start_is_a_one_replica_service_with_its_space_mounted() {
 
     let began = Instant::now();
     let echo: Value = daemon.fetch_json("/echo/hi?x=1").await;
-    eprintln!("swarm cold start of echo through the daemon: {} ms", began.elapsed().as_millis());
+    eprintln!(
+        "swarm cold start of echo through the daemon: {} ms",
+        began.elapsed().as_millis()
+    );
     assert_eq!(echo["path"], "/hi", "{echo}");
     assert_eq!(echo["query"], "x=1", "{echo}");
 
@@ -166,7 +176,11 @@ async fn swarm_restart_reattaches_and_a_killed_task_is_forgotten() {
 
     let daemon = Daemon::start_env(&data, &defs, &sw.ns.name, &[], ENGINE);
     let again: Value = daemon.fetch_json("/echo/").await;
-    assert_eq!(again["hostname"], kept.as_str(), "the instance was restarted, not re-attached");
+    assert_eq!(
+        again["hostname"],
+        kept.as_str(),
+        "the instance was restarted, not re-attached"
+    );
     assert_eq!(sw.services(), service);
 
     // The task's container is killed: the daemon forgets the instance and
@@ -183,9 +197,11 @@ async fn swarm_restart_reattaches_and_a_killed_task_is_forgotten() {
         assert!(Instant::now() < deadline, "the killed instance is still listed: {list}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    sw.wait_services("the dead instance's service to be removed", Duration::from_secs(10), |s| {
-        s.is_empty()
-    });
+    sw.wait_services(
+        "the dead instance's service to be removed",
+        Duration::from_secs(10),
+        |s| s.is_empty(),
+    );
     let fresh: Value = daemon.fetch_json("/echo/").await;
     assert_ne!(fresh["hostname"], kept.as_str());
     assert_eq!(sw.services().len(), 1);
@@ -226,12 +242,17 @@ async fn swarm_idle_instance_is_paused_then_its_service_removed() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let resumed: Value = daemon.fetch_json("/napper/").await;
-    assert_eq!(resumed["hostname"], first["hostname"], "a paused instance was restarted");
+    assert_eq!(
+        resumed["hostname"], first["hostname"],
+        "a paused instance was restarted"
+    );
     assert!(!paused());
 
-    sw.wait_services("the idle instance's service to be removed", Duration::from_secs(20), |s| {
-        s.is_empty()
-    });
+    sw.wait_services(
+        "the idle instance's service to be removed",
+        Duration::from_secs(20),
+        |s| s.is_empty(),
+    );
     // `stopping` until the container is gone, then forgotten.
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -242,5 +263,8 @@ async fn swarm_idle_instance_is_paused_then_its_service_removed() {
         assert!(Instant::now() < deadline, "the reaped instance is still listed: {list}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(sw.ns.containers(false).is_empty(), "the task's container outlived the stop");
+    assert!(
+        sw.ns.containers(false).is_empty(),
+        "the task's container outlived the stop"
+    );
 }

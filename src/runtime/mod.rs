@@ -141,7 +141,9 @@ pub fn engine_from_env(namespace: &str) -> std::sync::Arc<dyn Engine> {
     };
     for pair in var("SUBSTRATE_SWARM_NODE_ENGINES").unwrap_or_default().split(',') {
         if let Some((node, endpoint)) = pair.split_once('=') {
-            settings.node_engines.insert(node.trim().to_owned(), endpoint.trim().to_owned());
+            settings
+                .node_engines
+                .insert(node.trim().to_owned(), endpoint.trim().to_owned());
         }
     }
     if let Some(secs) = var("SUBSTRATE_SWARM_START_TIMEOUT").and_then(|s| s.parse::<u64>().ok()) {

@@ -40,6 +40,8 @@ use tokio::sync::OnceCell;
 use super::docker::map_err;
 use super::{ContainerEvent, ContainerInfo, ContainerSpec, DockerEngine, Engine, RuntimeError, LABEL_NAMESPACE};
 
+/// The image name a service was started from (its spec names the image id).
+const LABEL_IMAGE: &str = "substrate.image";
 /// The bridge through which a node's host reaches its overlay-attached containers.
 const GATEWAY_BRIDGE: &str = "docker_gwbridge";
 /// How often the event stream looks at the namespace's tasks and the nodes.
@@ -374,9 +376,11 @@ impl SwarmEngine {
     }
 
     /// The service spec of one instance.
-    fn service_spec(&self, spec: &ContainerSpec, constraint: String) -> ServiceSpec {
+    /// The service spec of one instance; `image` is the image's id (see [`Engine::start`]).
+    fn service_spec(&self, spec: &ContainerSpec, image: &str, constraint: String) -> ServiceSpec {
         let mut labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
         labels.insert(LABEL_NAMESPACE.to_owned(), self.namespace.clone());
+        labels.insert(LABEL_IMAGE.to_owned(), spec.image.clone());
         let mounts = spec
             .binds
             .iter()
@@ -402,7 +406,7 @@ impl SwarmEngine {
             }),
             task_template: Some(TaskSpec {
                 container_spec: Some(TaskSpecContainerSpec {
-                    image: Some(spec.image.clone()),
+                    image: Some(image.to_owned()),
                     // Swarm's `command` is Docker's entrypoint; `args` its CMD.
                     args: (!spec.command.is_empty()).then(|| spec.command.clone()),
                     env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
@@ -474,7 +478,13 @@ impl SwarmEngine {
         }
     }
 
-    async fn info_of(&self, id: String, name: String, labels: BTreeMap<String, String>, task: Option<TaskView>) -> ContainerInfo {
+    async fn info_of(
+        &self,
+        id: String,
+        name: String,
+        labels: BTreeMap<String, String>,
+        task: Option<TaskView>,
+    ) -> ContainerInfo {
         let running = task.as_ref().is_some_and(TaskView::running);
         let address = match &task {
             Some(t) if running => self.locate(t).await.unwrap_or_else(|e| {
@@ -516,7 +526,11 @@ impl SwarmEngine {
                 };
                 match (task.node, task.container) {
                     (Some(n), Some(c)) => (n, c),
-                    _ => return Err(RuntimeError::NoSuchContainer(format!("service {service} has no container"))),
+                    _ => {
+                        return Err(RuntimeError::NoSuchContainer(format!(
+                            "service {service} has no container"
+                        )))
+                    }
                 }
             }
         };
@@ -540,10 +554,12 @@ impl SwarmEngine {
         let mut delay = Duration::from_millis(10);
         loop {
             let gone = match &task {
-                Some((TaskView { container: Some(c), .. }, Some(client))) => match client.inspect_container(c, None).await {
-                    Ok(i) => !i.state.and_then(|s| s.running).unwrap_or(false),
-                    Err(_) => true,
-                },
+                Some((TaskView { container: Some(c), .. }, Some(client))) => {
+                    match client.inspect_container(c, None).await {
+                        Ok(i) => !i.state.and_then(|s| s.running).unwrap_or(false),
+                        Err(_) => true,
+                    }
+                }
                 // No engine of that node: the manager's view of the tasks.
                 _ => self
                     .tasks(Some(service))
@@ -633,7 +649,16 @@ impl Engine for SwarmEngine {
             Some(c) => c.clone(),
             None => format!("node.id=={}", self.local_node_id().await?),
         };
-        let service_spec = self.service_spec(spec, constraint);
+        // By image id: a task pulls a named image before it runs (seconds
+        // without a registry); an id it takes from its node as it is.
+        let image = match self.client().await?.inspect_image(&spec.image).await {
+            Ok(i) => i.id.unwrap_or_else(|| spec.image.clone()),
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {
+                return Err(RuntimeError::ImageMissing(spec.image.clone()))
+            }
+            Err(e) => return Err(map_err(e)),
+        };
+        let service_spec = self.service_spec(spec, &image, constraint);
         let labels = service_spec.labels.clone().unwrap_or_default().into_iter().collect();
         let created = self
             .client()
@@ -651,7 +676,9 @@ impl Engine for SwarmEngine {
                 return Err(e);
             }
         };
-        let info = self.info_of(id.clone(), spec.name.clone(), labels, Some(task.clone())).await;
+        let info = self
+            .info_of(id.clone(), spec.name.clone(), labels, Some(task.clone()))
+            .await;
         if info.running && info.address.is_none() {
             let _ = self.remove(&id).await;
             return Err(RuntimeError::Docker(format!(
@@ -864,7 +891,7 @@ mod tests {
             init: true,
             ..Default::default()
         };
-        let s = engine.service_spec(&spec, "node.id==abc".into());
+        let s = engine.service_spec(&spec, "sha256:0123", "node.id==abc".into());
         assert_eq!(s.labels.as_ref().unwrap()[LABEL_NAMESPACE], "t");
         let mode = s.mode.unwrap().replicated.unwrap();
         assert_eq!(mode.replicas, Some(1));
@@ -875,6 +902,7 @@ mod tests {
         );
         assert_eq!(t.placement.unwrap().constraints.unwrap(), vec!["node.id==abc"]);
         let c = t.container_spec.unwrap();
+        assert_eq!(c.image.as_deref(), Some("sha256:0123"));
         assert_eq!(c.args.unwrap(), vec!["serve"]);
         assert!(c.command.is_none(), "the image's entrypoint is kept");
         assert_eq!(c.mounts.unwrap()[0].target.as_deref(), Some("/spaces/data/tree"));
