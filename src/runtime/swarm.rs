@@ -638,11 +638,17 @@ impl Engine for SwarmEngine {
         self.local.image_exists(image).await
     }
 
-    /// Creates the instance's service and waits until its task runs
-    /// (bounded by [`SwarmSettings::start_timeout`]); the address is the task
-    /// container's on its node's `docker_gwbridge`. A task that exited at
-    /// once is returned not running, with its exit code; one that could not
-    /// run is an error, and its service is removed.
+    /// Creates the instance's service — its image named by the local
+    /// image's id, which Swarm uses as it is where a name would first be
+    /// pulled — and waits until its task runs (bounded by
+    /// [`SwarmSettings::start_timeout`]). Returns the service id, its name,
+    /// and the task container's address on its node's `docker_gwbridge`.
+    /// A task that exited at once is returned not running, with its exit
+    /// code. Errors: [`RuntimeError::ImageMissing`] when the local engine has
+    /// no such image; [`RuntimeError::Docker`] when the task was rejected,
+    /// did not run in time (with Swarm's reason, e.g. "no suitable node"), or
+    /// runs on a node the daemon cannot reach — the service is then removed;
+    /// [`RuntimeError::Unavailable`] when the engine cannot be reached.
     async fn start(&self, spec: &ContainerSpec) -> Result<ContainerInfo, RuntimeError> {
         self.ensure_network().await?;
         let constraint = match &self.settings.constraint {
