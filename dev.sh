@@ -7,6 +7,7 @@
 #   ./dev.sh systemd-reload     install/refresh the systemd unit, or make a running daemon reload defs/
 #   ./dev.sh bench              the benchmark suite; writes target/bench/report.json
 #   ./dev.sh crash-test [N]     kill -9 crash-consistency loop
+#   ./dev.sh swarm-test         the Swarm engine on a two-node swarm (a second dockerd in a network namespace)
 #   ./dev.sh fuzz TARGET [SECS] run one cargo-fuzz target
 #
 # SUBSTRATE_ENGINE=podman ./dev.sh up|test sets up Podman (packages, its
@@ -273,7 +274,7 @@ cmd_test() {
   ensure_browser
   local status=0
   say "cargo test --workspace"
-  cargo test --workspace --no-fail-fast -- --skip cue_differential --skip xfs --skip schemathesis --skip on_podman || status=$?
+  cargo test --workspace --no-fail-fast -- --skip cue_differential --skip xfs --skip schemathesis --skip on_podman --skip swarm_ || status=$?
   # Separately, so whether the Podman tests ran (or why not) shows.
   say "end-to-end tests on Podman"
   cargo test -p substrate --test podman_engine -- --nocapture || status=$?
@@ -287,6 +288,32 @@ cmd_test() {
   say "schemathesis against a live daemon (st run … --checks all)"
   SCHEMATHESIS_ST="$SCHEMATHESIS_VENV/bin/st" \
     cargo test -p substrate --test admin_api_schemathesis -- --nocapture || status=$?
+  swarm_tests || status=$?
+  return "$status"
+}
+
+# The Swarm engine's tests (tests/swarm_engine.rs) on a single-node swarm of
+# the local engine. They run last and alone: a swarm made here is left right
+# after them, so every other test sees a plain engine.
+swarm_tests() {
+  local state made=0 status=0
+  state="$(docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null || true)"
+  if [ "$state" = active ]; then
+    say "the Docker Engine is already in a swarm: the Swarm tests use it as it is"
+  else
+    say "docker swarm init --advertise-addr 127.0.0.1 (for the Swarm tests; left after them)"
+    if docker swarm init --advertise-addr 127.0.0.1 >/dev/null; then
+      made=1
+    else
+      say "docker swarm init failed: the Swarm tests print why they are skipped"
+    fi
+  fi
+  say "Swarm engine tests on a single-node swarm"
+  cargo test -p substrate --test swarm_engine -- --nocapture || status=$?
+  if [ "$made" = 1 ]; then
+    say "docker swarm leave --force (the swarm made for the tests)"
+    docker swarm leave --force >/dev/null || status=$?
+  fi
   return "$status"
 }
 
@@ -301,6 +328,26 @@ cmd_crash_test() {
   build_example_binaries
   say "crash test: $cycles cycles of kill -9"
   CRASH_CYCLES="$cycles" cargo test --release --test crash_loop -- --ignored --nocapture crash_loop_many
+}
+
+# The Swarm engine on two nodes: the local engine (manager) and a second
+# dockerd in its own network namespace (worker), built and taken apart by
+# tests/swarm_two_nodes.sh; the test loses node 2 and brings it back.
+cmd_swarm_test() {
+  ensure_prereqs
+  build_example_binaries
+  is_root || die "the two-node swarm needs root (network namespaces, a second dockerd); run: sudo ./dev.sh swarm-test"
+  say "building the test binary and the example images"
+  cargo test --no-run --test swarm_two_nodes
+  RUST_LOG=warn ./target/debug/substrate images build --defs "$ROOT/defs"
+  local settings status=0
+  trap './tests/swarm_two_nodes.sh down' EXIT
+  settings="$(./tests/swarm_two_nodes.sh up)" || die "could not build the two-node swarm (see above)"
+  say "two-node swarm: $(echo $settings)"
+  env $settings cargo test --test swarm_two_nodes -- --ignored --nocapture || status=$?
+  ./tests/swarm_two_nodes.sh down
+  trap - EXIT
+  return "$status"
 }
 
 # Installs or refreshes a systemd unit where systemd runs; elsewhere makes a
@@ -364,6 +411,7 @@ case "${1:-}" in
   systemd-reload) shift; cmd_systemd_reload ;;
   bench) shift; cmd_bench "$@" ;;
   crash-test) shift; cmd_crash_test "$@" ;;
+  swarm-test) shift; cmd_swarm_test ;;
   *)
     sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
     exit 2 ;;

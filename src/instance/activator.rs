@@ -427,6 +427,7 @@ impl Activator {
             last_activity: AtomicU64::new(Clock(self.origin).now()),
             open: AtomicUsize::new(0),
             paused: Default::default(),
+            cannot_pause: Default::default(),
             pause_lock: Default::default(),
         }))
     }
@@ -545,6 +546,9 @@ mod tests {
     struct FakeEngine {
         starts: AtomicUsize,
         fail_first: AtomicBool,
+        /// Pause attempts, each answered "not supported" (as Swarm does for
+        /// a task on a node the daemon cannot reach).
+        pauses: AtomicUsize,
     }
 
     #[async_trait::async_trait]
@@ -590,7 +594,8 @@ mod tests {
             Ok(())
         }
         async fn pause(&self, _: &str) -> Result<(), RuntimeError> {
-            Ok(())
+            self.pauses.fetch_add(1, Ordering::SeqCst);
+            Err(RuntimeError::Unsupported("no pause here".into()))
         }
         async fn unpause(&self, _: &str) -> Result<(), RuntimeError> {
             Ok(())
@@ -602,6 +607,15 @@ mod tests {
 
     /// An activator over the fake engine and a service listening on `port`.
     fn activator(dir: &std::path::Path, port: u16, fail_first: bool) -> (Arc<Activator>, Arc<FakeEngine>) {
+        activator_pausing(dir, port, fail_first, Duration::ZERO)
+    }
+
+    fn activator_pausing(
+        dir: &std::path::Path,
+        port: u16,
+        fail_first: bool,
+        pause_after: Duration,
+    ) -> (Arc<Activator>, Arc<FakeEngine>) {
         let defs = dir.join("defs");
         std::fs::create_dir_all(&defs).unwrap();
         std::fs::copy(
@@ -618,10 +632,11 @@ mod tests {
         let engine = Arc::new(FakeEngine {
             starts: AtomicUsize::new(0),
             fail_first: AtomicBool::new(fail_first),
+            pauses: AtomicUsize::new(0),
         });
         let settings = ActivatorSettings {
             default_idle_timeout: Duration::from_secs(60),
-            default_pause_after: Duration::ZERO,
+            default_pause_after: pause_after,
             build_context: dir.to_owned(),
         };
         (Activator::new(engine.clone(), store, catalog, settings), engine)
@@ -672,6 +687,22 @@ mod tests {
         );
         assert!(activator.ensure(request()).await.is_ok(), "the failure was cached");
         assert_eq!(engine.starts.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_engine_that_cannot_pause_leaves_the_instance_running_and_is_not_asked_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (activator, engine) = activator_pausing(tmp.path(), port, false, Duration::from_millis(10));
+        let instance = activator.ensure(request()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        for _ in 0..3 {
+            activator.pause_idle().await;
+        }
+        assert_eq!(engine.pauses.load(Ordering::SeqCst), 1);
+        assert!(!instance.is_paused());
+        assert!(activator.ready("svc").is_some());
     }
 
     #[test]

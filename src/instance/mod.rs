@@ -82,6 +82,9 @@ pub struct Instance {
     pub(crate) open: AtomicUsize,
     /// Its container is paused (idle tier); read on every request.
     pub(crate) paused: std::sync::atomic::AtomicBool,
+    /// The engine said it cannot pause this instance's container: the
+    /// pause tier leaves it running until its idle timeout.
+    pub(crate) cannot_pause: std::sync::atomic::AtomicBool,
     /// Serializes pausing and resuming (and a checkpoint's pause) so a
     /// request never finds its container paused under it.
     pub(crate) pause_lock: tokio::sync::Mutex<()>,

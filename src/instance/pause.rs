@@ -23,7 +23,10 @@ impl Activator {
         let idle = Clock(self.origin)
             .now()
             .saturating_sub(i.last_activity.load(Ordering::Relaxed));
-        !i.is_paused() && i.open.load(Ordering::Relaxed) == 0 && idle >= after.as_millis() as u64
+        !i.is_paused()
+            && !i.cannot_pause.load(Ordering::Relaxed)
+            && i.open.load(Ordering::Relaxed) == 0
+            && idle >= after.as_millis() as u64
     }
 
     /// Pauses every ready instance idle for its `pause_after`.
@@ -41,7 +44,13 @@ impl Activator {
         }
         i.paused.store(true, Ordering::Release);
         if let Err(e) = self.engine.pause(&i.container_id).await {
-            tracing::warn!(instance = %i.key, error = %e, "could not pause an idle instance");
+            if e.is_unsupported() {
+                // Kept running until its idle timeout; not asked again.
+                tracing::info!(instance = %i.key, error = %e, "idle: cannot be paused, kept running");
+                i.cannot_pause.store(true, Ordering::Relaxed);
+            } else {
+                tracing::warn!(instance = %i.key, error = %e, "could not pause an idle instance");
+            }
             i.paused.store(false, Ordering::Release);
             return;
         }

@@ -83,6 +83,7 @@ impl Activator {
                 last_activity: AtomicU64::new(Clock(self.origin).now()),
                 open: AtomicUsize::new(0),
                 paused: Default::default(),
+                cannot_pause: Default::default(),
                 pause_lock: Default::default(),
             });
             self.slots_write().insert(key.clone(), Slot::Ready(instance));

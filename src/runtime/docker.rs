@@ -35,7 +35,7 @@ pub struct DockerEngine {
 
 /// Maps bollard's errors to ours: transport failures mean the engine is
 /// unavailable; answers carry Docker's own message.
-fn map_err(e: BollardError) -> RuntimeError {
+pub(super) fn map_err(e: BollardError) -> RuntimeError {
     match e {
         BollardError::DockerResponseServerError { status_code, message } => {
             // Docker says "No such image: X", Podman "no such image: X: image not known".

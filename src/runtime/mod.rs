@@ -12,6 +12,7 @@
 pub mod build;
 pub mod docker;
 pub mod podman;
+pub mod swarm;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 
 pub use docker::DockerEngine;
 pub use podman::PodmanEngine;
+pub use swarm::{SwarmEngine, SwarmSettings};
 
 /// Which container engine the daemon drives (the `engine` setting).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -80,7 +82,11 @@ pub fn connect(settings: &EngineSettings, namespace: &str) -> Result<Arc<dyn Eng
     match settings.kind {
         EngineKind::Docker => Ok(Arc::new(DockerEngine::new(namespace, settings.host.clone()))),
         EngineKind::Podman => Ok(Arc::new(PodmanEngine::new(namespace, settings.host.clone()))),
-        EngineKind::Swarm => Err(RuntimeError::NotInThisBuild(EngineKind::Swarm)),
+        EngineKind::Swarm => Ok(Arc::new(SwarmEngine::new(
+            namespace,
+            settings.host.clone(),
+            SwarmSettings::from_env(),
+        ))),
     }
 }
 
@@ -139,8 +145,7 @@ pub enum ContainerEvent {
 pub enum RuntimeError {
     #[error("the Docker Engine is unavailable: {0}")]
     Unavailable(String),
-    #[error("engine {0} is not available in this build")]
-    NotInThisBuild(EngineKind),
+
     #[error("image {0} not found")]
     ImageMissing(String),
     #[error("building image {image} failed: {message}")]
@@ -149,6 +154,10 @@ pub enum RuntimeError {
     NoSuchContainer(String),
     #[error("docker: {0}")]
     Docker(String),
+    /// The engine cannot do this at all (e.g. pause a Swarm task on a node
+    /// the daemon has no engine for); callers carry on without it.
+    #[error("not supported: {0}")]
+    Unsupported(String),
 }
 
 impl RuntimeError {
@@ -156,6 +165,11 @@ impl RuntimeError {
     /// refusing a request): such errors mean 503, and recovery once it is back.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, RuntimeError::Unavailable(_))
+    }
+
+    /// True when the engine cannot do this at all, now or later.
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, RuntimeError::Unsupported(_))
     }
 }
 
