@@ -1,12 +1,6 @@
 //! The `substrate` command line: wiring only. Each subcommand calls into the
 //! library and turns its result into an exit code.
 
-/// mimalloc: the proxy allocates a few small buffers per request, and
-/// glibc's malloc spent about a sixth of its user-space instructions on them
-/// (callgrind, `docs/front-door.md`).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
