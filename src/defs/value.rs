@@ -775,11 +775,11 @@ fn subsumes(y: &Value, x: &Value, depth: usize) -> bool {
             xb.kinds & !yb.kinds == 0 && yb.bounds.iter().all(|b| xb.bounds.contains(b))
         }
         (Value::Basic(_), x) if x.is_concrete_scalar() => unify(y, x).is_ok(),
+        // lists and structs of different shapes stay apart, as in the
+        // reference (`[...int] | [1]` and `{a: 1} | {a: 1, b: 2}` are
+        // ambiguous, not the more general one)
         (Value::List(yl), Value::List(xl)) => {
-            if yl.tail.is_none() && (xl.tail.is_some() || xl.elems.len() != yl.elems.len()) {
-                return false;
-            }
-            if yl.elems.len() > xl.elems.len() {
+            if yl.tail.is_some() != xl.tail.is_some() || xl.elems.len() != yl.elems.len() {
                 return false;
             }
             let elems_ok = xl
@@ -799,6 +799,7 @@ fn subsumes(y: &Value, x: &Value, depth: usize) -> bool {
         (Value::Struct(ys), Value::Struct(xs)) => {
             !ys.closed
                 && !xs.closed
+                && ys.fields.len() == xs.fields.len()
                 && ys.fields.iter().all(|yf| {
                     xs.fields
                         .iter()
