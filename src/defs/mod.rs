@@ -10,7 +10,8 @@
 //! - `value.rs` evaluated values and value-level unification;
 //!   `eval/` the lazy, reference-aware evaluator (vertices in `mod.rs`,
 //!   `refs.rs` references and scopes, `expr.rs` expressions,
-//!   `comprehension.rs` comprehensions); `closed.rs` which
+//!   `comprehension.rs` comprehensions, `sort.rs` the list builtins that
+//!   evaluate a comparator); `closed.rs` which
 //!   fields definitions admit; `builtins/` the predeclared functions and
 //!   standard-library packages, one module per package; `re.rs` regular
 //!   expressions; `budget.rs` the cost bound of every evaluation;
@@ -59,12 +60,15 @@
 //! - builtins: `len close and or div mod quo rem`; `strings` (Join Split
 //!   HasPrefix HasSuffix TrimPrefix TrimSuffix TrimSpace ToUpper ToLower
 //!   Contains Replace Repeat), `list` (Concat Contains FlattenN Sum Range
-//!   Sort with list.Ascending / list.Descending, SortStrings), `math` (Floor Ceil Abs Pow Pi E), `strconv` (Atoi
+//!   Sort SortStable IsSorted with list.Ascending, list.Descending or a
+//!   comparator written in CUE `{x: T, y: T, less: bool}`, SortStrings
+//!   IsSortedStrings), `struct` (MinFields MaxFields: validators counting
+//!   regular fields), `math` (Floor Ceil Abs Pow Pi E), `strconv` (Atoi
 //!   ParseBool FormatInt Quote), `regexp` (Match Find FindAll FindSubmatch
 //!   FindNamedSubmatch ReplaceAll), `encoding/json` (Marshal Unmarshal
 //!   Valid), `encoding/yaml` (Marshal), `encoding/base64` and
 //!   `encoding/hex` (Encode Decode), `crypto/sha256` (Sum256), `path`
-//!   (Join Base Dir). `struct` imports but has no functions here.
+//!   (Join Base Dir).
 //!
 //! Semantics worth knowing:
 //! - closedness (`closed.rs`): a definition admits the fields all its
@@ -90,9 +94,9 @@
 //! CUE subset" with a position: slices, list arithmetic, number
 //! multipliers (`1Ki`), integers beyond 64 bits, typed struct ellipses
 //! (`...T`), value aliases (`X=expr`), multi-line bytes and interpolation in
-//! bytes, imports other than the above, other builtins (`list.Sort` with a
-//! comparator written in CUE, `struct.MinFields` …), `/* */` comments (not
-//! CUE either).
+//! bytes, imports other than the above, other builtins (and
+//! `list.Ascending` / `list.Descending` unified with more than
+//! themselves), `/* */` comments (not CUE either).
 //!
 //! Known gaps: a disjunction whose alternatives are lists is evaluated as
 //! values (elements do not see fields filled in by other conjuncts);
