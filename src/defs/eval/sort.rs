@@ -110,6 +110,13 @@ impl<'a> Evaluator<'a> {
     /// comparator unified with `{x: x, y: y}`; an error as a bottom value.
     fn cue_less(&mut self, cmp: &'a Expr, env: EnvId, cur: VId, x: &Value, y: &Value) -> Result<bool, Value> {
         let t = self.new_vertex(cur, String::new(), cmp.pos);
+        // x and y hold the elements before the comparator is expanded, so
+        // nothing in it (a comprehension) sees them without
+        for (label, v) in [("x", x), ("y", y)] {
+            let a = self.arc(t, label, cmp.pos);
+            self.vs[a].required = true;
+            self.accumulate(a, v.clone(), cmp.pos);
+        }
         let closed = self.closing;
         self.add_conj(
             t,
@@ -120,12 +127,6 @@ impl<'a> Evaluator<'a> {
                 opt: false,
             },
         );
-        self.shape(t);
-        for (label, v) in [("x", x), ("y", y)] {
-            let a = self.arc(t, label, cmp.pos);
-            self.vs[a].required = true;
-            self.accumulate(a, v.clone(), cmp.pos);
-        }
         let Some(l) = self.field(t, "less") else {
             return Err(self.bottom(cmp.pos, "value \"less\" not found"));
         };
