@@ -309,3 +309,52 @@ fn flatten(xs: &[Value], depth: i64, out: &mut Vec<Value>, level: usize) -> Resu
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small deterministic generator (no dependency for a unit test).
+    fn numbers(seed: u64, n: usize, modulo: u64) -> Vec<(u64, usize)> {
+        let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|i| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((x >> 33) % modulo, i)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn stable_sort_is_stable_across_blocks_and_merges() {
+        for n in [0, 1, 2, 19, 20, 21, 39, 40, 41, 79, 100, 257] {
+            for seed in 0..5 {
+                let mut ours = numbers(seed, n, 7);
+                let mut expected = ours.clone();
+                expected.sort_by_key(|x| x.0); // stable
+                stable_sort(&mut ours, &mut |a, b| a.0 < b.0);
+                assert_eq!(ours, expected, "n={n} seed={seed}");
+                assert!(is_sorted(&ours, &mut |a, b| a.0 < b.0));
+            }
+        }
+    }
+
+    #[test]
+    fn stable_sort_with_an_inconsistent_comparator_follows_go() {
+        // `less: true` reverses a list of up to 20 (insertion sort swaps
+        // every element down to the front)
+        let mut xs: Vec<u32> = (0..20).collect();
+        stable_sort(&mut xs, &mut |_, _| true);
+        assert_eq!(xs, (0..20).rev().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn is_sorted_stops_at_the_first_descent() {
+        let mut calls = 0;
+        assert!(!is_sorted(&[1, 3, 2, 4], &mut |a, b| {
+            calls += 1;
+            a < b
+        }));
+        assert_eq!(calls, 2, "checked from the end, as Go does");
+    }
+}
