@@ -533,7 +533,12 @@ impl<'a> Evaluator<'a> {
             ExprKind::Ident(_) | ExprKind::Select(..) | ExprKind::Index(..) => match self.resolve(c.expr, c.env, v) {
                 Ok(Target::Vertex(w)) => {
                     let key: *const Expr = c.expr;
-                    if !c.opt && self.ancestor_expanded(v, key) {
+                    // a vertex re-evaluated for a disjunction alternative
+                    // carries the references its original expanded: the
+                    // same one again is the disjunction reaching itself
+                    // (`#B: #A | #B`), and that alternative fails
+                    let again = self.vs[v].skip_embeds && self.vs[v].refs.contains(&key);
+                    if !c.opt && (again || self.ancestor_expanded(v, key)) {
                         let m = self.prefixed(v, "structural cycle");
                         let e = self.err(c.expr.pos, m);
                         self.vs[v].errors.push(e);
