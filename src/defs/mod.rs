@@ -103,7 +103,11 @@
 //! comprehensions are run once per struct in source order, so one that
 //! reads fields produced by a *later* comprehension sees them missing;
 //! hidden fields are not scoped per package; `\d` and `\w` in regular
-//! expressions are Unicode-aware (ASCII in Go).
+//! expressions are Unicode-aware (ASCII in Go); a disjunction alternative
+//! that names the field it belongs to (`b: {type: "b"}`, `b: #A | b`)
+//! fails as a cycle, where CUE takes it as adding nothing (`{type: "b"}`),
+//! so such inputs are rejected (and `a: 1 | a` gives 1, where CUE finds
+//! `1 | _` ambiguous).
 //!
 //! Every entry point evaluates on a helper thread with a large stack: the
 //! evaluator recurses (bounded by depth limits that turn adversarial nesting
