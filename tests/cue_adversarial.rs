@@ -170,3 +170,24 @@ fn contradicting_field_orders_stay_cheap() {
     assert_eq!(r.unwrap()["x"].as_object().map(|o| o.len()), Some(n));
     assert!(took < Duration::from_secs(3), "{took:?}");
 }
+
+/// Found by the `cue_eval` fuzzer (a 20 s "slow unit" under the fuzzer,
+/// 0.8 s in a release build): a definition whose disjunction names the
+/// definition itself (`#B: #A | #B`) was re-evaluated alternative inside
+/// alternative until the budget ran out. The alternative that reaches its
+/// own disjunction again now fails at once as a cycle.
+const FUZZ_SELF_DISJUNCTION: &str = "#A: {type: \"a\", port: int | *80}\n#B: {type: \"b\",port: int | *80}\n#B:#A | #B\nsvc: type: \"b\"\nsvc: path: \"/x\"\nother: #A | #B\nother: {type: \"a\"}\n";
+
+#[test]
+fn fuzz_self_referencing_disjunction_is_cheap() {
+    assert_eq!(FUZZ_SELF_DISJUNCTION.len(), 141);
+    let (r, took) = eval(FUZZ_SELF_DISJUNCTION.to_string());
+    let errs = r.unwrap_err();
+    assert!(errs.iter().all(|e| !e.message.contains("budget")), "{errs:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    let ((work, bytes), _) = substrate::defs::testing::cost(&[("f.cue".into(), FUZZ_SELF_DISJUNCTION.into())]);
+    assert!(work < 100_000 && bytes < 4 << 20, "{work} steps, {bytes} bytes");
+    // the same shape without the conflicting declaration evaluates
+    let (r, _) = eval("#A: {a: 1}\n#B: #A | #B\nx: #B\n".to_string());
+    assert_eq!(r.unwrap(), serde_json::json!({"x": {"a": 1}}));
+}

@@ -10,7 +10,8 @@
 //! - `value.rs` evaluated values and value-level unification;
 //!   `eval/` the lazy, reference-aware evaluator (vertices in `mod.rs`,
 //!   `refs.rs` references and scopes, `expr.rs` expressions,
-//!   `comprehension.rs` comprehensions); `closed.rs` which
+//!   `comprehension.rs` comprehensions, `sort.rs` the list builtins that
+//!   evaluate a comparator); `closed.rs` which
 //!   fields definitions admit; `builtins/` the predeclared functions and
 //!   standard-library packages, one module per package; `re.rs` regular
 //!   expressions; `budget.rs` the cost bound of every evaluation;
@@ -59,12 +60,15 @@
 //! - builtins: `len close and or div mod quo rem`; `strings` (Join Split
 //!   HasPrefix HasSuffix TrimPrefix TrimSuffix TrimSpace ToUpper ToLower
 //!   Contains Replace Repeat), `list` (Concat Contains FlattenN Sum Range
-//!   Sort with list.Ascending / list.Descending, SortStrings), `math` (Floor Ceil Abs Pow Pi E), `strconv` (Atoi
+//!   Sort SortStable IsSorted with list.Ascending, list.Descending or a
+//!   comparator written in CUE `{x: T, y: T, less: bool}`, SortStrings
+//!   IsSortedStrings), `struct` (MinFields MaxFields: validators counting
+//!   regular fields), `math` (Floor Ceil Abs Pow Pi E), `strconv` (Atoi
 //!   ParseBool FormatInt Quote), `regexp` (Match Find FindAll FindSubmatch
 //!   FindNamedSubmatch ReplaceAll), `encoding/json` (Marshal Unmarshal
 //!   Valid), `encoding/yaml` (Marshal), `encoding/base64` and
 //!   `encoding/hex` (Encode Decode), `crypto/sha256` (Sum256), `path`
-//!   (Join Base Dir). `struct` imports but has no functions here.
+//!   (Join Base Dir).
 //!
 //! Semantics worth knowing:
 //! - closedness (`closed.rs`): a definition admits the fields all its
@@ -90,16 +94,20 @@
 //! CUE subset" with a position: slices, list arithmetic, number
 //! multipliers (`1Ki`), integers beyond 64 bits, typed struct ellipses
 //! (`...T`), value aliases (`X=expr`), multi-line bytes and interpolation in
-//! bytes, imports other than the above, other builtins (`list.Sort` with a
-//! comparator written in CUE, `struct.MinFields` …), `/* */` comments (not
-//! CUE either).
+//! bytes, imports other than the above, other builtins (and
+//! `list.Ascending` / `list.Descending` unified with more than
+//! themselves), `/* */` comments (not CUE either).
 //!
 //! Known gaps: a disjunction whose alternatives are lists is evaluated as
 //! values (elements do not see fields filled in by other conjuncts);
 //! comprehensions are run once per struct in source order, so one that
 //! reads fields produced by a *later* comprehension sees them missing;
 //! hidden fields are not scoped per package; `\d` and `\w` in regular
-//! expressions are Unicode-aware (ASCII in Go).
+//! expressions are Unicode-aware (ASCII in Go); a disjunction alternative
+//! that names the field it belongs to (`b: {type: "b"}`, `b: #A | b`)
+//! fails as a cycle, where CUE takes it as adding nothing (`{type: "b"}`),
+//! so such inputs are rejected (and `a: 1 | a` gives 1, where CUE finds
+//! `1 | _` ambiguous).
 //!
 //! Every entry point evaluates on a helper thread with a large stack: the
 //! evaluator recurses (bounded by depth limits that turn adversarial nesting

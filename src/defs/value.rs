@@ -43,9 +43,14 @@ pub enum BoundOp {
     Match,
     /// `!~"re"`
     NotMatch,
+    /// `struct.MinFields(n)`: a struct with at least n regular fields.
+    MinFields,
+    /// `struct.MaxFields(n)`: a struct with at most n regular fields.
+    MaxFields,
 }
 
-/// A non-concrete scalar: allowed kinds plus bounds, e.g. `int & >0`.
+/// A non-concrete value: allowed kinds plus bounds, e.g. `int & >0`, or
+/// the struct validators `struct.MinFields(n)` (kind struct).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Basic {
     pub kinds: u8,
@@ -280,6 +285,10 @@ fn write_cue(v: &Value, out: &mut String, depth: usize, cap: usize) {
                     BoundOp::Ne => "!=",
                     BoundOp::Match => "=~",
                     BoundOp::NotMatch => "!~",
+                    BoundOp::MinFields | BoundOp::MaxFields => {
+                        parts.push(validator_text(*op, bv));
+                        continue;
+                    }
                 };
                 let mut t = String::new();
                 write_cue(bv, &mut t, depth + 1, cap);
@@ -349,6 +358,47 @@ fn write_cue(v: &Value, out: &mut String, depth: usize, cap: usize) {
     }
 }
 
+/// `struct.MinFields(2)` as CUE writes it.
+fn validator_text(op: BoundOp, n: &Value) -> String {
+    let name = if op == BoundOp::MinFields {
+        "MinFields"
+    } else {
+        "MaxFields"
+    };
+    format!("struct.{name}({})", to_cue(n))
+}
+
+/// What a `struct.MinFields` failure says; such a failure is incomplete
+/// (more fields may come), as in CUE v0.4: not reported inside definitions.
+const TOO_FEW_FIELDS: &str = "len(fields) < MinFields(";
+
+/// Whether a failed unification only lacks fields (see [`TOO_FEW_FIELDS`]).
+pub fn incomplete_conflict(m: &str) -> bool {
+    m.contains(TOO_FEW_FIELDS)
+}
+
+/// Regular fields of a struct: what `struct.MinFields` / `MaxFields`
+/// count (not optional, hidden or definition fields).
+fn regular_fields(s: &StructV) -> i64 {
+    s.fields.iter().filter(|f| !f.optional && !f.def).count() as i64
+}
+
+/// Why a struct fails a struct validator, as CUE says it; None if it
+/// satisfies it.
+fn validator_failure(op: BoundOp, n: &Value, v: &Value) -> Option<String> {
+    let (Value::Struct(s), Value::Int(n)) = (v, n) else {
+        return None; // the kinds were checked before
+    };
+    let count = regular_fields(s);
+    let what = validator_text(op, &Value::Int(*n));
+    let detail = match op {
+        BoundOp::MinFields if count < *n => format!(": {TOO_FEW_FIELDS}{n}) ({count} < {n})"),
+        BoundOp::MaxFields if count > *n => String::new(),
+        _ => return None,
+    };
+    Some(format!("invalid value {} (does not satisfy {what}){detail}", short(v)))
+}
+
 fn bound_kinds(v: &Value) -> u8 {
     match v {
         Value::Int(_) | Value::Float(_) => K_NUMBER,
@@ -394,7 +444,7 @@ fn bound_ok(op: BoundOp, bound: &Value, v: &Value) -> bool {
             BoundOp::Le => o != Greater,
             BoundOp::Gt => o == Greater,
             BoundOp::Ge => o != Less,
-            BoundOp::Ne | BoundOp::Match | BoundOp::NotMatch => true,
+            BoundOp::Ne | BoundOp::Match | BoundOp::NotMatch | BoundOp::MinFields | BoundOp::MaxFields => true,
         },
         None => false,
     }
@@ -502,6 +552,12 @@ fn unify_d(a: &Value, b: &Value, depth: usize) -> Result<Value, Conflict> {
                 return Err(conflict(a, b));
             }
             for (op, bv) in &x.bounds {
+                if matches!(op, BoundOp::MinFields | BoundOp::MaxFields) {
+                    if let Some(m) = validator_failure(*op, bv, v) {
+                        return Err(m);
+                    }
+                    continue;
+                }
                 if !bound_ok(*op, bv, v) {
                     return Err(format!(
                         "invalid value {} (out of bound {})",
@@ -576,7 +632,7 @@ fn simplify_bounds(kinds: u8, bounds: &[(BoundOp, Value)]) -> Result<(), Conflic
                     None => Some((v, strict)),
                 }
             }
-            BoundOp::Ne | BoundOp::Match | BoundOp::NotMatch => {}
+            BoundOp::Ne | BoundOp::Match | BoundOp::NotMatch | BoundOp::MinFields | BoundOp::MaxFields => {}
         }
     }
     let _ = kinds;
@@ -719,11 +775,11 @@ fn subsumes(y: &Value, x: &Value, depth: usize) -> bool {
             xb.kinds & !yb.kinds == 0 && yb.bounds.iter().all(|b| xb.bounds.contains(b))
         }
         (Value::Basic(_), x) if x.is_concrete_scalar() => unify(y, x).is_ok(),
+        // lists and structs of different shapes stay apart, as in the
+        // reference (`[...int] | [1]` and `{a: 1} | {a: 1, b: 2}` are
+        // ambiguous, not the more general one)
         (Value::List(yl), Value::List(xl)) => {
-            if yl.tail.is_none() && (xl.tail.is_some() || xl.elems.len() != yl.elems.len()) {
-                return false;
-            }
-            if yl.elems.len() > xl.elems.len() {
+            if yl.tail.is_some() != xl.tail.is_some() || xl.elems.len() != yl.elems.len() {
                 return false;
             }
             let elems_ok = xl
@@ -743,6 +799,7 @@ fn subsumes(y: &Value, x: &Value, depth: usize) -> bool {
         (Value::Struct(ys), Value::Struct(xs)) => {
             !ys.closed
                 && !xs.closed
+                && ys.fields.len() == xs.fields.len()
                 && ys.fields.iter().all(|yf| {
                     xs.fields
                         .iter()
@@ -761,6 +818,9 @@ pub(crate) fn hard_error(v: &Value, depth: usize) -> Option<Rc<CueError>> {
         return None;
     }
     match v {
+        // a struct that lacks fields for `struct.MinFields` may still get
+        // them: an alternative, as in CUE (the check fails when exported)
+        Value::Bottom(e) if e.incomplete && incomplete_conflict(&e.message) => None,
         Value::Bottom(e) => Some(e.clone()),
         Value::Struct(s) => s.fields.iter().filter(|f| !f.optional).find_map(|f| match &f.value {
             Value::Bottom(e) if e.incomplete => None,

@@ -1,32 +1,208 @@
 //! Package `list`.
 
-use super::{arity, int_arg, list_arg, list_of, num_arg, str_arg, strings_list, CallError, CallResult};
-use crate::defs::value::{equal, Value};
+use std::cmp::Ordering;
+use std::rc::Rc;
 
-pub const NAMES: &[&str] = &["Concat", "Contains", "FlattenN", "Sum", "Range", "Sort", "SortStrings"];
+use super::{arity, int_arg, list_arg, list_of, not_concrete, num_arg, str_arg, strings_list, CallError, CallResult};
+use crate::defs::value::{compare, equal, to_cue, FieldV, StructV, Value, K_BOOL, K_NUMBER, K_STRING};
 
-/// `list.Ascending` / `list.Descending`: comparators `list.Sort` knows by
-/// a marker (a definition field, so it is not exported). A comparator
-/// written in CUE (`{x: _, y: _, less: …}`) is not supported.
+pub const NAMES: &[&str] = &[
+    "Concat",
+    "Contains",
+    "FlattenN",
+    "Sum",
+    "Range",
+    "Sort",
+    "SortStable",
+    "IsSorted",
+    "SortStrings",
+    "IsSortedStrings",
+];
+
+/// The functions that take a comparator: the evaluator calls them
+/// (`eval/sort.rs`), since a comparator written in CUE is evaluated once
+/// per comparison.
+pub const WITH_COMPARATOR: &[&str] = &["Sort", "SortStable", "IsSorted"];
+
+/// `list.Ascending` / `list.Descending`: comparators the evaluator knows
+/// by a marker (a definition field, so it is not exported) and compares
+/// natively. Their other fields are CUE's (`T: number | string`, `x: T`,
+/// `y: T`, `less`), not concrete, so exporting one is an error as in CUE.
 pub fn comparator(name: &str) -> Option<Value> {
     let order = match name {
         "Ascending" => "asc",
         "Descending" => "desc",
         _ => return None,
     };
-    Some(Value::Struct(std::rc::Rc::new(crate::defs::value::StructV {
-        fields: vec![crate::defs::value::FieldV {
-            label: SORT_MARK.to_string(),
-            value: Value::str(order),
-            optional: false,
-            def: true,
-            pos: Default::default(),
-        }],
-        closed: true,
+    let field = |label: &str, value: Value, def: bool| FieldV {
+        label: label.to_string(),
+        value,
+        optional: false,
+        def,
+        pos: Default::default(),
+    };
+    let t = Value::kind(K_NUMBER | K_STRING);
+    Some(Value::Struct(Rc::new(StructV {
+        fields: vec![
+            field("T", t.clone(), false),
+            field("x", t.clone(), false),
+            field("y", t, false),
+            field("less", Value::kind(K_BOOL), false),
+            field(SORT_MARK, Value::str(order), true),
+        ],
+        closed: false,
     })))
 }
 
 const SORT_MARK: &str = "#substrateSortOrder";
+
+/// Whether `cmp` is `list.Ascending` (false) or `list.Descending` (true),
+/// exactly as the package gives them; None for any other comparator.
+pub fn builtin_order(cmp: &Value) -> Option<bool> {
+    let Value::Struct(s) = cmp else { return None };
+    let order = match &s.fields.iter().find(|f| f.label == SORT_MARK)?.value {
+        Value::Str(o) => o.to_string(),
+        _ => return None,
+    };
+    let name = if order == "desc" { "Descending" } else { "Ascending" };
+    (comparator(name).as_ref() == Some(cmp)).then_some(order == "desc")
+}
+
+/// Whether `cmp` holds the marker of `list.Ascending` or
+/// `list.Descending` (possibly unified with more).
+pub fn has_order_marker(cmp: &Value) -> bool {
+    matches!(cmp, Value::Struct(s) if s.fields.iter().any(|f| f.label == SORT_MARK))
+}
+
+/// `less` of `list.Ascending` (or of `list.Descending` when `desc`):
+/// both values must be numbers or strings (`T: number | string`) of
+/// comparable kinds, as `x < y` requires.
+pub fn builtin_less(x: &Value, y: &Value, desc: bool) -> Result<bool, String> {
+    let (x, y) = (x.default(), y.default());
+    for v in [&x, &y] {
+        if let Some(e) = not_concrete(v) {
+            return Err(match e {
+                CallError::Bad(m) | CallError::Incomplete(m) => m,
+            });
+        }
+        if !matches!(v, Value::Int(_) | Value::Float(_) | Value::Str(_)) {
+            return Err(format!("conflicting values number | string and {}", to_cue(v)));
+        }
+    }
+    let o = compare(&x, &y).ok_or_else(|| {
+        format!(
+            "invalid operands {} and {} to '{}'",
+            to_cue(&x),
+            to_cue(&y),
+            if desc { ">" } else { "<" }
+        )
+    })?;
+    Ok(if desc {
+        o == Ordering::Greater
+    } else {
+        o == Ordering::Less
+    })
+}
+
+/// Go's `sort.Stable`, which CUE's `list.Sort` uses: insertion sort of
+/// blocks of 20, then SymMerge of ever larger blocks. The result of a
+/// consistent comparator is the one stable order; an inconsistent one
+/// (`less: true`) gives CUE's order only if the comparisons are the same,
+/// so this follows Go's algorithm step by step.
+pub fn stable_sort<T>(xs: &mut [T], less: &mut dyn FnMut(&T, &T) -> bool) {
+    let n = xs.len();
+    let mut block = 20;
+    let (mut a, mut b) = (0, block);
+    while b <= n {
+        insertion_sort(xs, a, b, less);
+        a = b;
+        b += block;
+    }
+    insertion_sort(xs, a, n, less);
+    while block < n {
+        let (mut a, mut b) = (0, 2 * block);
+        while b <= n {
+            sym_merge(xs, a, a + block, b, less);
+            a = b;
+            b += 2 * block;
+        }
+        if a + block < n {
+            sym_merge(xs, a, a + block, n, less);
+        }
+        block *= 2;
+    }
+}
+
+/// Go's `sort.IsSorted`: no element is less than the one before it,
+/// checked from the end.
+pub fn is_sorted<T>(xs: &[T], less: &mut dyn FnMut(&T, &T) -> bool) -> bool {
+    (1..xs.len()).rev().all(|i| !less(&xs[i], &xs[i - 1]))
+}
+
+fn insertion_sort<T>(xs: &mut [T], a: usize, b: usize, less: &mut dyn FnMut(&T, &T) -> bool) {
+    for i in a + 1..b {
+        let mut j = i;
+        while j > a && less(&xs[j], &xs[j - 1]) {
+            xs.swap(j, j - 1);
+            j -= 1;
+        }
+    }
+}
+
+/// Merges the sorted runs `xs[a..m]` and `xs[m..b]` in place (SymMerge,
+/// Kim and Kutzner 2004, as Go's sort package does it).
+fn sym_merge<T>(xs: &mut [T], a: usize, m: usize, b: usize, less: &mut dyn FnMut(&T, &T) -> bool) {
+    if m - a == 1 {
+        // insert xs[a] into xs[m..b] by binary search
+        let (mut i, mut j) = (m, b);
+        while i < j {
+            let h = (i + j) / 2;
+            if less(&xs[h], &xs[a]) {
+                i = h + 1;
+            } else {
+                j = h;
+            }
+        }
+        xs[a..i].rotate_left(1);
+        return;
+    }
+    if b - m == 1 {
+        // insert xs[m] into xs[a..m] by binary search
+        let (mut i, mut j) = (a, m);
+        while i < j {
+            let h = (i + j) / 2;
+            if !less(&xs[m], &xs[h]) {
+                i = h + 1;
+            } else {
+                j = h;
+            }
+        }
+        xs[i..=m].rotate_right(1);
+        return;
+    }
+    let mid = (a + b) / 2;
+    let n = mid + m;
+    let (mut start, mut r) = if m > mid { (n - b, mid) } else { (a, m) };
+    let p = n - 1;
+    while start < r {
+        let c = (start + r) / 2;
+        if !less(&xs[p - c], &xs[c]) {
+            start = c + 1;
+        } else {
+            r = c;
+        }
+    }
+    let end = n - start;
+    if start < m && m < end {
+        xs[start..end].rotate_left(m - start);
+    }
+    if a < start && start < mid {
+        sym_merge(xs, a, start, mid, less);
+    }
+    if mid < end && end < b {
+        sym_merge(xs, mid, end, b, less);
+    }
+}
 
 /// Longest list a call may build.
 const MAX: usize = 1 << 20;
@@ -100,39 +276,6 @@ pub fn call(name: &str, args: &[Value]) -> CallResult {
                 "list.Range with non-integer arguments is not supported by Substrate's CUE subset".into(),
             ))
         }
-        "Sort" => {
-            arity(name, args, 2)?;
-            let order = match &args[1] {
-                Value::Struct(s) => s.fields.iter().find(|f| f.label == SORT_MARK).map(|f| f.value.clone()),
-                _ => None,
-            };
-            let desc = match order {
-                Some(Value::Str(o)) => o.as_ref() == "desc",
-                _ => {
-                    return Err(CallError::Bad(
-                        "list.Sort with a comparator other than list.Ascending or list.Descending is not supported by Substrate's CUE subset".into(),
-                    ))
-                }
-            };
-            let mut xs: Vec<Value> = list_arg(&args[0])?.iter().map(Value::default).collect();
-            let nums = xs.iter().all(|x| matches!(x, Value::Int(_) | Value::Float(_)));
-            let strs = xs.iter().all(|x| matches!(x, Value::Str(_)));
-            if !nums && !strs {
-                return Err(CallError::Bad(
-                    "list.Sort: elements must all be numbers or all be strings".into(),
-                ));
-            }
-            // stable, as Go's sort.Stable that cue uses
-            xs.sort_by(|a, b| {
-                let o = crate::defs::value::compare(a, b).unwrap_or(std::cmp::Ordering::Equal);
-                if desc {
-                    o.reverse()
-                } else {
-                    o
-                }
-            });
-            Ok(list_of(xs))
-        }
         "SortStrings" => {
             arity(name, args, 1)?;
             let mut v = list_arg(&args[0])?
@@ -141,6 +284,11 @@ pub fn call(name: &str, args: &[Value]) -> CallResult {
                 .collect::<Result<Vec<_>, _>>()?;
             v.sort();
             Ok(strings_list(v))
+        }
+        "IsSortedStrings" => {
+            arity(name, args, 1)?;
+            let v = list_arg(&args[0])?.iter().map(str_arg).collect::<Result<Vec<_>, _>>()?;
+            Ok(Value::Bool(v.windows(2).all(|w| w[0] <= w[1])))
         }
         _ => Err(CallError::Bad(format!("unknown function list.{name}"))),
     }
@@ -160,4 +308,53 @@ fn flatten(xs: &[Value], depth: i64, out: &mut Vec<Value>, level: usize) -> Resu
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small deterministic generator (no dependency for a unit test).
+    fn numbers(seed: u64, n: usize, modulo: u64) -> Vec<(u64, usize)> {
+        let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|i| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((x >> 33) % modulo, i)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn stable_sort_is_stable_across_blocks_and_merges() {
+        for n in [0, 1, 2, 19, 20, 21, 39, 40, 41, 79, 100, 257] {
+            for seed in 0..5 {
+                let mut ours = numbers(seed, n, 7);
+                let mut expected = ours.clone();
+                expected.sort_by_key(|x| x.0); // stable
+                stable_sort(&mut ours, &mut |a, b| a.0 < b.0);
+                assert_eq!(ours, expected, "n={n} seed={seed}");
+                assert!(is_sorted(&ours, &mut |a, b| a.0 < b.0));
+            }
+        }
+    }
+
+    #[test]
+    fn stable_sort_with_an_inconsistent_comparator_follows_go() {
+        // `less: true` reverses a list of up to 20 (insertion sort swaps
+        // every element down to the front)
+        let mut xs: Vec<u32> = (0..20).collect();
+        stable_sort(&mut xs, &mut |_, _| true);
+        assert_eq!(xs, (0..20).rev().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn is_sorted_stops_at_the_first_descent() {
+        let mut calls = 0;
+        assert!(!is_sorted(&[1, 3, 2, 4], &mut |a, b| {
+            calls += 1;
+            a < b
+        }));
+        assert_eq!(calls, 2, "checked from the end, as Go does");
+    }
 }

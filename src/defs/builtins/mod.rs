@@ -7,13 +7,14 @@
 
 mod crypto;
 mod encoding;
-mod list;
+pub mod list;
 mod math;
 mod path;
 mod predeclared;
 mod regexp;
 mod strconv;
 mod strings;
+mod structs;
 
 use std::rc::Rc;
 
@@ -63,6 +64,7 @@ fn names(pkg: &str) -> &'static [&'static str] {
         "" => &["len", "close", "and", "or", "div", "mod", "quo", "rem"],
         "strings" => strings::NAMES,
         "list" => list::NAMES,
+        "struct" => structs::NAMES,
         "math" => math::NAMES,
         "strconv" => strconv::NAMES,
         "regexp" => regexp::NAMES,
@@ -101,6 +103,7 @@ pub fn call(f: Func, args: &[Value]) -> CallResult {
         "" => predeclared::call(f.name, &args),
         "strings" => strings::call(f.name, &args),
         "list" => list::call(f.name, &args),
+        "struct" => structs::call(f.name, &args),
         "math" => math::call(f.name, &args),
         "strconv" => strconv::call(f.name, &args),
         "regexp" => regexp::call(f.name, &args),

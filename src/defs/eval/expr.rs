@@ -122,7 +122,7 @@ impl<'a> Evaluator<'a> {
                             return b;
                         }
                         let msg = format!("{m} ({})", self.files.at(l.pos));
-                        self.bottom(r.pos, msg)
+                        Value::Bottom(Rc::new(self.conflict_err(r.pos, msg, &m)))
                     }
                 }
             }
@@ -198,6 +198,9 @@ impl<'a> Evaluator<'a> {
             },
             _ => return self.bottom(callee.pos, "cannot call a value that is not a function"),
         };
+        if f.pkg == "list" && builtins::list::WITH_COMPARATOR.contains(&f.name) {
+            return self.call_with_comparator(e, f, args, env, cur);
+        }
         let mut vals = Vec::with_capacity(args.len());
         for a in args {
             let v = self.eval_expr(a, env, cur);

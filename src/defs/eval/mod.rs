@@ -29,6 +29,7 @@ use std::rc::Rc;
 mod comprehension;
 mod expr;
 mod refs;
+mod sort;
 
 use refs::names_definition;
 
@@ -381,6 +382,17 @@ impl<'a> Evaluator<'a> {
         self.files.err(pos, msg)
     }
 
+    /// The error of a failed unification (`conflict` is why): incomplete
+    /// when the value only lacks fields another conjunct may still add
+    /// ([`incomplete_conflict`]).
+    fn conflict_err(&self, pos: Pos, msg: String, conflict: &str) -> CueError {
+        if incomplete_conflict(conflict) {
+            self.files.incomplete(pos, msg)
+        } else {
+            self.err(pos, msg)
+        }
+    }
+
     fn incomplete(&self, pos: Pos, msg: impl Into<String>) -> Value {
         Value::Bottom(Rc::new(self.files.incomplete(pos, msg)))
     }
@@ -521,7 +533,12 @@ impl<'a> Evaluator<'a> {
             ExprKind::Ident(_) | ExprKind::Select(..) | ExprKind::Index(..) => match self.resolve(c.expr, c.env, v) {
                 Ok(Target::Vertex(w)) => {
                     let key: *const Expr = c.expr;
-                    if !c.opt && self.ancestor_expanded(v, key) {
+                    // a vertex re-evaluated for a disjunction alternative
+                    // carries the references its original expanded: the
+                    // same one again is the disjunction reaching itself
+                    // (`#B: #A | #B`), and that alternative fails
+                    let again = self.vs[v].skip_embeds && self.vs[v].refs.contains(&key);
+                    if !c.opt && (again || self.ancestor_expanded(v, key)) {
                         let m = self.prefixed(v, "structural cycle");
                         let e = self.err(c.expr.pos, m);
                         self.vs[v].errors.push(e);
@@ -631,10 +648,8 @@ impl<'a> Evaluator<'a> {
                 Ok(n) => self.vs[v].acc = Some((n, apos)),
                 Err(m) => {
                     let msg = format!("{} ({})", self.prefixed(v, &m), self.files.at(apos));
-                    {
-                        let e = self.err(pos, msg);
-                        self.vs[v].errors.push(e);
-                    }
+                    let e = self.conflict_err(pos, msg, &m);
+                    self.vs[v].errors.push(e);
                     self.vs[v].acc = Some((a, apos));
                 }
             },
@@ -1115,7 +1130,7 @@ impl<'a> Evaluator<'a> {
                 Err(m) => {
                     let other = self.vs[v].acc.as_ref().map(|x| x.1).unwrap_or(spos);
                     let msg = format!("{} ({})", self.prefixed(v, &m), self.files.at(other));
-                    return self.bottom(c.expr.pos, msg);
+                    return Value::Bottom(Rc::new(self.conflict_err(c.expr.pos, msg, &m)));
                 }
             };
         }
@@ -1131,7 +1146,7 @@ impl<'a> Evaluator<'a> {
         };
         unify(&result, &a).map_err(|m| {
             let msg = format!("{} ({})", self.prefixed(v, &m), self.files.at(declared));
-            self.bottom(apos, msg)
+            Value::Bottom(Rc::new(self.conflict_err(apos, msg, &m)))
         })
     }
 
