@@ -58,7 +58,7 @@ ensure_docker() {
   else
     say "starting dockerd in the background (log: /var/log/dockerd.log)"
     is_root || die "dockerd is not running; run: sudo sh -c 'setsid nohup dockerd >/var/log/dockerd.log 2>&1 &'"
-    setsid nohup dockerd >/var/log/dockerd.log 2>&1 < /dev/null &
+    (cd / && setsid nohup dockerd >/var/log/dockerd.log 2>&1 < /dev/null &)
   fi
   for _ in $(seq 1 150); do
     docker info >/dev/null 2>&1 && { say "Docker Engine is ready"; return; }
@@ -122,7 +122,9 @@ ensure_podman() {
   is_root || die "podman system service is not running; run: sudo env CONTAINERS_CONF=$PODMAN_CONF setsid nohup podman system service --time=0 unix://$PODMAN_SOCKET &"
   say "Podman: starting podman system service --time=0 unix://$PODMAN_SOCKET in the background (CONTAINERS_CONF=$PODMAN_CONF, log: $PODMAN_LOG)"
   mkdir -p "$(dirname "$PODMAN_SOCKET")"
-  CONTAINERS_CONF="$PODMAN_CONF" setsid nohup podman system service --time=0 "unix://$PODMAN_SOCKET" >"$PODMAN_LOG" 2>&1 < /dev/null &
+  # From /: conmon inherits the service's working directory, and a start
+  # fails ("write child: broken pipe") once a checkout it started in is gone.
+  (cd / && CONTAINERS_CONF="$PODMAN_CONF" setsid nohup podman system service --time=0 "unix://$PODMAN_SOCKET" >"$PODMAN_LOG" 2>&1 < /dev/null &)
   for _ in $(seq 1 100); do
     podman_answers && { say "Podman: the API answers on unix://$PODMAN_SOCKET"; return; }
     sleep 0.2
