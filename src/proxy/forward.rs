@@ -159,7 +159,10 @@ pub fn upstream_request(
         target.push_str(q);
     }
     let uri = Uri::try_from(target)?;
-    let mut headers = parts.headers.clone();
+    // Room for the forwarded headers: a clone is full, and growing a map
+    // rehashes it.
+    let mut headers = HeaderMap::with_capacity(parts.headers.len() + FORWARDED_HEADERS);
+    headers.extend(parts.headers.iter().map(|(n, v)| (n.clone(), v.clone())));
     strip_hop_by_hop(&mut headers, upgrade);
     if upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -178,6 +181,9 @@ pub fn upstream_request(
     Ok(req)
 }
 
+/// How many headers [`upstream_request`] may add: `Host`, `Connection` and
+/// the four `X-Forwarded-*`.
+const FORWARDED_HEADERS: usize = 6;
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
