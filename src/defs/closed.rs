@@ -22,7 +22,7 @@
 //! also satisfied when the struct that embeds it is marked: the embedding
 //! struct may add fields.
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet;
 
 use crate::defs::budget;
 
@@ -54,7 +54,7 @@ pub struct CloseTree {
 /// declare.
 pub struct Group {
     pub node: NodeId,
-    pub labels: HashSet<String>,
+    pub labels: FxHashSet<String>,
     /// Indexes into the vertex's pattern constraints.
     pub patterns: Vec<usize>,
     /// Declared `...`.
@@ -82,7 +82,7 @@ impl CloseTree {
         if groups.is_empty() {
             return true;
         }
-        let mut marked: HashSet<NodeId> = HashSet::new();
+        let mut marked: FxHashSet<NodeId> = FxHashSet::default();
         for (i, g) in groups.iter().enumerate() {
             if g.open || accepts(i) {
                 let mut cur = Some(g.node);
@@ -99,7 +99,7 @@ impl CloseTree {
 
     /// Every definition on the chain above `n` is marked, or excused by a
     /// marked embedding struct above it.
-    fn chain_satisfied(&self, n: NodeId, marked: &HashSet<NodeId>) -> bool {
+    fn chain_satisfied(&self, n: NodeId, marked: &FxHashSet<NodeId>) -> bool {
         let mut pending_def = false;
         let mut cur = Some(n);
         while let Some(c) = cur {

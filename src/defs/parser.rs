@@ -352,35 +352,36 @@ impl Parser<'_> {
     fn try_label(&mut self) -> Result<Option<(Label, Pos, bool, bool)>, CueError> {
         let start = self.i;
         let pos = self.pos();
-        let label = match self.peek().clone() {
-            t if keyword_name(&t).is_some() => {
+        // Matched by reference: most declarations are tried here first, and
+        // cloning each token was a tenth of loading a defs tree.
+        let label = match self.peek() {
+            t if keyword_name(t).is_some() => {
+                let name = keyword_name(t).unwrap_or_default().to_string();
                 self.i += 1;
-                Label::Name {
-                    name: keyword_name(&t).unwrap_or_default().to_string(),
-                    quoted: false,
-                }
+                Label::Name { name, quoted: false }
             }
             Tok::Ident(n) => {
+                let name = n.clone();
                 self.i += 1;
-                Label::Name { name: n, quoted: false }
+                Label::Name { name, quoted: false }
             }
-            Tok::Str(parts) => {
-                self.i += 1;
-                match parts.as_slice() {
-                    [StrPart::Lit(s)] => Label::Name {
-                        name: s.clone(),
-                        quoted: true,
-                    },
-                    _ => {
-                        if !(self.is_p(":") || self.is_p("?")) {
-                            self.i = start;
-                            return Ok(None);
-                        }
-                        let kind = self.string(parts)?;
-                        Label::Interp(Box::new(Expr { kind, pos }))
-                    }
+            Tok::Str(parts) => match parts.as_slice() {
+                [StrPart::Lit(s)] => {
+                    let name = s.clone();
+                    self.i += 1;
+                    Label::Name { name, quoted: true }
                 }
-            }
+                _ => {
+                    let parts = parts.clone();
+                    self.i += 1;
+                    if !(self.is_p(":") || self.is_p("?")) {
+                        self.i = start;
+                        return Ok(None);
+                    }
+                    let kind = self.string(parts)?;
+                    Label::Interp(Box::new(Expr { kind, pos }))
+                }
+            },
             Tok::P("[") => {
                 self.i += 1;
                 let alias = match (self.peek().clone(), self.peek_at(1)) {
@@ -488,8 +489,8 @@ impl Parser<'_> {
         };
         self.depth -= 1;
         let mut attrs = Vec::new();
-        while let Tok::Attr(name, body) = self.peek().clone() {
-            attrs.push((name, body, self.pos()));
+        while let Tok::Attr(name, body) = self.peek() {
+            attrs.push((name.clone(), body.clone(), self.pos()));
             self.i += 1;
         }
         Ok(Decl::Field(Field {

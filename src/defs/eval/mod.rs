@@ -23,8 +23,10 @@
 //! references through scopes, `expr.rs` evaluates expressions as values,
 //! `comprehension.rs` runs comprehension clauses.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 mod comprehension;
 mod expr;
@@ -83,7 +85,7 @@ enum Target {
 enum EnvKind<'a> {
     Package {
         vertex: VId,
-        names: HashSet<&'a str>,
+        names: FxHashSet<&'a str>,
     },
     Struct {
         vertex: VId,
@@ -109,8 +111,8 @@ enum Import {
 
 /// The names a package's files declare at top level (visible in all its
 /// files).
-fn top_names<'a>(files: impl IntoIterator<Item = &'a File>) -> HashSet<&'a str> {
-    let mut names = HashSet::new();
+fn top_names<'a>(files: impl IntoIterator<Item = &'a File>) -> FxHashSet<&'a str> {
+    let mut names = FxHashSet::default();
     for f in files {
         if let ExprKind::Struct(decls) = &f.body.kind {
             for d in decls {
@@ -162,7 +164,7 @@ struct Vertex<'a> {
     extra: Vec<Conj<'a>>,
     extra_done: usize,
     arcs: Vec<VId>,
-    arc_index: HashMap<String, VId>,
+    arc_index: FxHashMap<String, VId>,
     patterns: Vec<Pattern<'a>>,
     applied: usize,
     comps: Vec<Comp<'a>>,
@@ -223,7 +225,7 @@ pub struct Evaluator<'a> {
     /// definition are closed too).
     closing: Option<NodeId>,
     /// Root vertices of imported module packages, by import path.
-    packages: HashMap<&'a str, VId>,
+    packages: FxHashMap<&'a str, VId>,
     /// Meters this evaluation's cost (`budget.rs`) while it lives.
     _meter: budget::Guard,
 }
@@ -256,7 +258,7 @@ impl<'a> Evaluator<'a> {
             closes: CloseTree::default(),
             root_env: 0,
             closing: None,
-            packages: HashMap::new(),
+            packages: FxHashMap::default(),
             _meter: budget::start(size),
         };
         ev.vs.push(Vertex {
@@ -675,7 +677,7 @@ impl<'a> Evaluator<'a> {
         }
         self.vs[v].groups.push(Group {
             node,
-            labels: HashSet::new(),
+            labels: FxHashSet::default(),
             patterns: Vec::new(),
             open: false,
         });
@@ -866,7 +868,7 @@ impl<'a> Evaluator<'a> {
         if vx.orders.is_empty() || (vx.orders.len() == 1 && vx.orders[0] == vx.arcs) {
             return vx.arcs.clone();
         }
-        let idx: HashMap<VId, usize> = vx.arcs.iter().enumerate().map(|(i, a)| (*a, i)).collect();
+        let idx: FxHashMap<VId, usize> = vx.arcs.iter().enumerate().map(|(i, a)| (*a, i)).collect();
         let n = vx.arcs.len();
         let mut rank = vec![0usize; n];
         let mut seen_rank = vec![false; n];
