@@ -101,16 +101,27 @@ async fn keep_a_timer_pending() {
 }
 
 /// A thread running a current-thread runtime forever; its handle.
+///
+/// The runtime is built on its thread: a runtime must not be dropped inside
+/// another's `block_on`, which a failed thread spawn would otherwise do.
 fn start_worker(n: usize) -> std::io::Result<Handle> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let handle = runtime.handle().clone();
+    let (handle_tx, handle_rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name(format!("substrate-conn-{n}"))
         .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(r) => r,
+                Err(e) => return drop(handle_tx.send(Err(e))),
+            };
+            if handle_tx.send(Ok(runtime.handle().clone())).is_err() {
+                return;
+            }
             WORKER_SLOT.with(|slot| slot.set(n + 1));
             runtime.block_on(keep_a_timer_pending())
         })?;
-    Ok(handle)
+    handle_rx
+        .recv()
+        .map_err(|_| std::io::Error::other("the worker thread ended before its runtime was built"))?
 }
 
 #[cfg(test)]

@@ -83,3 +83,40 @@ async fn trusted_proxies_from_the_config_file() {
     let h = echoed_headers(&daemon).await;
     assert_eq!(h["x-forwarded-for"], "6.6.6.6, 7.7.7.7, 8.8.8.8, 127.0.0.1", "{h}");
 }
+
+/// An HTTP/1.0 client may send no `Host`. The container gets HTTP/1.1, which
+/// requires one (RFC 9112 §3.2): its own address, as the readiness probe
+/// sends; no `X-Forwarded-Host` is invented.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_without_host_reaches_the_container_with_one() {
+    use std::io::{Read, Write};
+    example_images();
+    let ns = Namespace::new("nohost");
+    let tmp = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&tmp.path().join("data"), &test_defs(tmp.path(), &[]), &ns.name);
+    // Started (and so ready) first, so the raw request goes to a warm instance.
+    assert_eq!(http().get(daemon.url("/echo/")).send().await.unwrap().status(), 200);
+    let addr = daemon.addr.clone();
+    let raw = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+        s.write_all(b"GET /echo/old HTTP/1.0\r\n\r\n").unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    })
+    .await
+    .unwrap();
+    let status_line = raw.lines().next().unwrap_or_default();
+    assert!(
+        status_line.starts_with("HTTP/1.") && status_line[8..].starts_with(" 200"),
+        "{raw}"
+    );
+    let body = &raw[raw.find("\r\n\r\n").map(|i| i + 4).unwrap_or(0)..];
+    let echoed: serde_json::Value = serde_json::from_str(body).unwrap();
+    let h = &echoed["headers"];
+    let host = h["host"].as_str().unwrap_or_default();
+    assert!(host.ends_with(":8080") && !host.starts_with("127.0.0.1"), "{h}");
+    assert!(h.get("x-forwarded-host").is_none(), "{h}");
+    assert_eq!(echoed["path"], "/old", "{echoed}");
+}

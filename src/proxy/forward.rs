@@ -161,15 +161,23 @@ pub fn upstream_request(
     let uri = Uri::try_from(target)?;
     // Room for the forwarded headers: a clone is full, and growing a map
     // rehashes it.
-    let mut headers = HeaderMap::with_capacity(parts.headers.len() + FORWARDED_HEADERS);
+    // (A map that large cannot be made: HTTP/2 with a huge header limit.)
+    let mut headers = HeaderMap::try_with_capacity(parts.headers.len() + FORWARDED_HEADERS).unwrap_or_default();
     headers.extend(parts.headers.iter().map(|(n, v)| (n.clone(), v.clone())));
     strip_hop_by_hop(&mut headers, upgrade);
     if upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
     let host = request_host(&parts.headers, &parts.uri);
-    if let Some(h) = &host {
-        headers.insert(header::HOST, h.clone());
+    // HTTP/1.1 requires a Host (RFC 9112 §3.2): the client's, or for a
+    // client that sent none (HTTP/1.0) the container's own address, as the
+    // readiness probe sends. The request target is origin-form and says none.
+    let upstream_host = match &host {
+        Some(h) => Some(h.clone()),
+        None => HeaderValue::from_str(&instance.addr.to_string()).ok(),
+    };
+    if let Some(h) = upstream_host {
+        headers.insert(header::HOST, h);
     }
     set_forwarded(&mut headers, host, down);
     let mut req = Request::builder()

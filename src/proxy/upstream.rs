@@ -159,6 +159,13 @@ impl UpstreamPool {
             Some(list) if list.len() < self.settings.max_idle_per_addr => list.push(sender),
             Some(_) => {}
             None => {
+                // A container's first connection here: forget containers
+                // whose connections have all closed (stopped ones; `evict`
+                // only hears of containers found gone by a request).
+                idle.retain(|_, list| {
+                    list.retain(|s| !s.is_closed());
+                    !list.is_empty()
+                });
                 idle.insert(container.to_owned(), vec![sender]);
             }
         }
