@@ -33,6 +33,31 @@ pub struct DockerEngine {
     network_ready: std::sync::Arc<OnceCell<()>>,
 }
 
+/// The options for the last `lines` lines of stdout and stderr.
+pub(super) fn logs_tail_options(lines: usize) -> LogsOptions {
+    LogsOptions {
+        stdout: true,
+        stderr: true,
+        tail: lines.to_string(),
+        ..Default::default()
+    }
+}
+
+/// A log stream's chunks (stdout and stderr as they came) as one string.
+pub(super) async fn collect_logs(
+    stream: impl futures_util::Stream<Item = Result<bollard::container::LogOutput, BollardError>>,
+) -> Result<String, RuntimeError> {
+    let mut stream = std::pin::pin!(stream);
+    let mut out = String::new();
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(c) => out.push_str(&String::from_utf8_lossy(&c.into_bytes())),
+            Err(e) => return Err(map_err(e)),
+        }
+    }
+    Ok(out)
+}
+
 /// Maps bollard's errors to ours: transport failures mean the engine is
 /// unavailable; answers carry Docker's own message.
 pub(super) fn map_err(e: BollardError) -> RuntimeError {
@@ -237,22 +262,8 @@ impl Engine for DockerEngine {
     }
 
     async fn logs_tail(&self, id: &str, lines: usize) -> Result<String, RuntimeError> {
-        let options = LogsOptions {
-            stdout: true,
-            stderr: true,
-            tail: lines.to_string(),
-            ..Default::default()
-        };
         let client = self.client().await?;
-        let mut stream = client.logs(id, Some(options));
-        let mut out = String::new();
-        while let Some(chunk) = stream.next().await {
-            match chunk {
-                Ok(c) => out.push_str(&String::from_utf8_lossy(&c.into_bytes())),
-                Err(e) => return Err(map_err(e)),
-            }
-        }
-        Ok(out)
+        collect_logs(client.logs(id, Some(logs_tail_options(lines)))).await
     }
 
     async fn remove(&self, id: &str) -> Result<(), RuntimeError> {

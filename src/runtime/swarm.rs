@@ -30,9 +30,7 @@ use bollard::models::{
     TaskSpecContainerSpec, TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy,
     TaskSpecRestartPolicyConditionEnum, TaskState,
 };
-use bollard::query_parameters::{
-    EventsOptions, InspectServiceOptions, ListServicesOptions, ListTasksOptions, LogsOptions,
-};
+use bollard::query_parameters::{EventsOptions, InspectServiceOptions, ListServicesOptions, ListTasksOptions};
 use futures_util::stream::{self, BoxStream};
 use futures_util::StreamExt;
 use tokio::sync::OnceCell;
@@ -745,22 +743,8 @@ impl Engine for SwarmEngine {
     }
 
     async fn logs_tail(&self, id: &str, lines: usize) -> Result<String, RuntimeError> {
-        let options = LogsOptions {
-            stdout: true,
-            stderr: true,
-            tail: lines.to_string(),
-            ..Default::default()
-        };
         let client = self.client().await?;
-        let mut stream = client.service_logs(id, Some(options));
-        let mut out = String::new();
-        while let Some(chunk) = stream.next().await {
-            match chunk {
-                Ok(c) => out.push_str(&String::from_utf8_lossy(&c.into_bytes())),
-                Err(e) => return Err(map_err(e)),
-            }
-        }
-        Ok(out)
+        super::docker::collect_logs(client.service_logs(id, Some(super::docker::logs_tail_options(lines)))).await
     }
 
     /// Removes the service and waits (at most 15 s) until its container is
