@@ -12,8 +12,8 @@
 //! a per-request one.
 //!
 //! Background work (reaping, events, reloads) stays on the daemon's main
-//! runtime. A worker that cannot be created leaves its connections to the
-//! main runtime: the daemon still serves, only slower.
+//! runtime. Workers that cannot be created are done without: connections go
+//! to the ones that could, or to the main runtime when none could.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -37,7 +37,7 @@ impl ConnectionWorkers {
             match start_worker(n) {
                 Ok(h) => handles.push(h),
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot start a connection worker; serving on the main runtime");
+                    tracing::warn!(error = %e, started = handles.len(), "cannot start a connection worker; serving on those started (none: the main runtime)");
                     break;
                 }
             }

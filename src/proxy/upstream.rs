@@ -17,10 +17,11 @@
 //! A request that provably never left the daemon comes back inside the
 //! error, body included, so it can be sent again whatever its method.
 
-use rustc_hash::FxHashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use rustc_hash::FxHashMap;
 
 use axum::body::Body;
 use http::{Request, Response};
