@@ -21,13 +21,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rustc_hash::FxHashMap;
-
 use axum::body::Body;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
+use rustc_hash::FxHashMap;
 
 use super::retry::FailurePhase;
 
