@@ -127,13 +127,6 @@ pub async fn http(
     path: &str,
     token: Option<&str>,
 ) -> Result<(StatusCode, Bytes)> {
-    let stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("connecting to {addr}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .with_context(|| format!("HTTP handshake with {addr}"))?;
-    tokio::spawn(conn);
     let mut req = Request::builder()
         .method(method)
         .uri(path)
@@ -142,6 +135,25 @@ pub async fn http(
         req = req.header("authorization", format!("Bearer {t}"));
     }
     let req = req.body(Empty::<Bytes>::new()).context("building a request")?;
+    exchange(addr, req).await
+}
+
+/// Sends `req` on a fresh HTTP/1.1 connection to `addr` and reads the whole
+/// answer (at most 120 s for its head).
+async fn exchange<B>(addr: std::net::SocketAddr, req: Request<B>) -> Result<(StatusCode, Bytes)>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let path = req.uri().to_string();
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .with_context(|| format!("HTTP handshake with {addr}"))?;
+    tokio::spawn(conn);
     let resp = tokio::time::timeout(Duration::from_secs(120), sender.send_request(req))
         .await
         .with_context(|| format!("{path}: no answer within 120 s"))?
@@ -248,13 +260,6 @@ pub async fn http_json(
     token: &str,
     body: &serde_json::Value,
 ) -> Result<(StatusCode, serde_json::Value)> {
-    let stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("connecting to {addr}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .with_context(|| format!("HTTP handshake with {addr}"))?;
-    tokio::spawn(conn);
     let req = Request::builder()
         .method(method)
         .uri(path)
@@ -263,17 +268,7 @@ pub async fn http_json(
         .header("content-type", "application/json")
         .body(http_body_util::Full::new(Bytes::from(body.to_string())))
         .context("building a request")?;
-    let resp = tokio::time::timeout(Duration::from_secs(120), sender.send_request(req))
-        .await
-        .with_context(|| format!("{path}: no answer within 120 s"))?
-        .with_context(|| format!("requesting {path}"))?;
-    let status = resp.status();
-    let bytes = resp
-        .into_body()
-        .collect()
-        .await
-        .with_context(|| format!("reading the body of {path}"))?
-        .to_bytes();
+    let (status, bytes) = exchange(addr, req).await?;
     let value = serde_json::from_slice(&bytes).with_context(|| {
         format!(
             "{path} answered {status} with no JSON: {}",

@@ -143,11 +143,17 @@ pub fn to_json_string(v: &serde_json::Value) -> String {
     if v.serialize(&mut ser).is_err() {
         return "null\n".into();
     }
-    let s = String::from_utf8(buf).unwrap_or_default();
-    // Go's encoding/json (used by cue) escapes these even inside strings;
-    // outside strings they cannot occur in JSON text
-    let mut out = String::with_capacity(s.len() + 1);
-    for c in s.chars() {
+    let mut out = go_json_escapes(&String::from_utf8(buf).unwrap_or_default());
+    out.push('\n');
+    out
+}
+
+/// JSON text with the escapes Go's encoding/json (used by cue) writes even
+/// inside strings: `<`, `>`, `&`, U+2028 and U+2029. Outside strings they
+/// cannot occur in JSON text.
+pub(crate) fn go_json_escapes(json: &str) -> String {
+    let mut out = String::with_capacity(json.len() + 1);
+    for c in json.chars() {
         match c {
             '<' => out.push_str("\\u003c"),
             '>' => out.push_str("\\u003e"),
@@ -157,6 +163,5 @@ pub fn to_json_string(v: &serde_json::Value) -> String {
             c => out.push(c),
         }
     }
-    out.push('\n');
     out
 }

@@ -32,19 +32,7 @@ pub fn json(name: &str, args: &[Value]) -> CallResult {
 
 /// Compact JSON as Go's encoding/json writes it (`<`, `>`, `&` escaped).
 fn marshal_json(j: &serde_json::Value) -> String {
-    let s = serde_json::to_string(j).unwrap_or_default();
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::defs::export::go_json_escapes(&serde_json::to_string(j).unwrap_or_default())
 }
 
 pub fn yaml(name: &str, args: &[Value]) -> CallResult {

@@ -51,14 +51,7 @@ impl<'a> Evaluator<'a> {
                 other => Err(self.err(*pos, format!("cannot use {} as bool in if clause", to_cue(&other)))),
             },
             Clause::Let { name, value, .. } => {
-                let val = self.eval_expr(value, env, v);
-                let e2 = self.new_env(
-                    Some(env),
-                    EnvKind::Bind {
-                        name,
-                        target: Target::Value(val),
-                    },
-                );
+                let e2 = self.bind_let(env, name, value, v);
                 self.yields(rest, e2, v, out)
             }
             Clause::For {
@@ -75,6 +68,18 @@ impl<'a> Evaluator<'a> {
                 Ok(())
             }
         }
+    }
+
+    /// The scope after a `let` clause: `name` bound to `value` evaluated in `env`.
+    fn bind_let(&mut self, env: EnvId, name: &'a str, value: &'a Expr, v: VId) -> EnvId {
+        let val = self.eval_expr(value, env, v);
+        self.new_env(
+            Some(env),
+            EnvKind::Bind {
+                name,
+                target: Target::Value(val),
+            },
+        )
     }
 
     /// The scope of one iteration of a `for` clause.
@@ -139,14 +144,7 @@ impl<'a> Evaluator<'a> {
                 }
             },
             Clause::Let { name, value, .. } => {
-                let val = self.eval_expr(value, env, v);
-                let e2 = self.new_env(
-                    Some(env),
-                    EnvKind::Bind {
-                        name,
-                        target: Target::Value(val),
-                    },
-                );
+                let e2 = self.bind_let(env, name, value, v);
                 self.run_clauses(v, rest, body, e2, closed);
             }
             Clause::For {

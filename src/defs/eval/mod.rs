@@ -565,13 +565,20 @@ impl<'a> Evaluator<'a> {
             }
             _ => {
                 self.record_leaf(v, c);
-                let saved = std::mem::replace(&mut self.closing, c.closed);
-                let val = self.eval_expr(c.expr, c.env, v);
-                self.closing = saved;
+                let val = self.eval_conj(v, c);
                 self.accumulate(v, val, c.expr.pos);
             }
         }
         self.leave();
+    }
+
+    /// The value of one conjunct's expression in `v`, evaluated under the
+    /// conjunct's own closedness.
+    fn eval_conj(&mut self, v: VId, c: Conj<'a>) -> Value {
+        let saved = std::mem::replace(&mut self.closing, c.closed);
+        let val = self.eval_expr(c.expr, c.env, v);
+        self.closing = saved;
+        val
     }
 
     fn record_leaf(&mut self, v: VId, c: Conj<'a>) {
@@ -1119,9 +1126,7 @@ impl<'a> Evaluator<'a> {
             return self.split_disjunction(v, *d);
         }
         for c in disjs {
-            let saved = std::mem::replace(&mut self.closing, c.closed);
-            let d = self.eval_expr(c.expr, c.env, v);
-            self.closing = saved;
+            let d = self.eval_conj(v, c);
             if let Value::Bottom(_) = d {
                 return d;
             }
@@ -1203,9 +1208,7 @@ impl<'a> Evaluator<'a> {
             return self.split_disjunction(v, *d);
         }
         for c in disjs {
-            let saved = std::mem::replace(&mut self.closing, c.closed);
-            let d = self.eval_expr(c.expr, c.env, v);
-            self.closing = saved;
+            let d = self.eval_conj(v, c);
             result = match unify(&result, &d) {
                 Ok(r) => r,
                 Err(m) => {
