@@ -3,7 +3,7 @@
 use std::cmp::Ordering;
 use std::rc::Rc;
 
-use super::{arity, int_arg, list_arg, list_of, not_concrete, num_arg, str_arg, strings_list, CallError, CallResult};
+use super::{arity, int_arg, list_arg, list_of, not_concrete, num_arg, strings_list, strs_arg, CallError, CallResult};
 use crate::defs::value::{compare, equal, to_cue, FieldV, StructV, Value, K_BOOL, K_NUMBER, K_STRING};
 
 pub const NAMES: &[&str] = &[
@@ -278,16 +278,13 @@ pub fn call(name: &str, args: &[Value]) -> CallResult {
         }
         "SortStrings" => {
             arity(name, args, 1)?;
-            let mut v = list_arg(&args[0])?
-                .iter()
-                .map(|x| str_arg(x).map(str::to_string))
-                .collect::<Result<Vec<_>, _>>()?;
-            v.sort();
-            Ok(strings_list(v))
+            let mut v = strs_arg(&args[0])?;
+            v.sort_unstable();
+            Ok(strings_list(v.into_iter().map(str::to_string)))
         }
         "IsSortedStrings" => {
             arity(name, args, 1)?;
-            let v = list_arg(&args[0])?.iter().map(str_arg).collect::<Result<Vec<_>, _>>()?;
+            let v = strs_arg(&args[0])?;
             Ok(Value::Bool(v.windows(2).all(|w| w[0] <= w[1])))
         }
         _ => Err(CallError::Bad(format!("unknown function list.{name}"))),

@@ -181,6 +181,11 @@ fn list_arg(v: &Value) -> Result<&[Value], CallError> {
     }
 }
 
+/// A list whose elements are all strings.
+fn strs_arg(v: &Value) -> Result<Vec<&str>, CallError> {
+    list_arg(v)?.iter().map(str_arg).collect()
+}
+
 /// Strings and bytes both pass as bytes (`base64.Encode(null, "x")`).
 fn bytes_arg(v: &Value) -> Result<Vec<u8>, CallError> {
     match v {

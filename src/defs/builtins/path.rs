@@ -1,6 +1,6 @@
 //! Package `path` (slash-separated paths, like Go's `path`).
 
-use super::{arity, list_arg, str_arg, CallError, CallResult};
+use super::{arity, str_arg, strs_arg, CallError, CallResult};
 use crate::defs::value::Value;
 
 pub const NAMES: &[&str] = &["Join", "Base", "Dir"];
@@ -22,11 +22,8 @@ pub fn call(name: &str, args: &[Value]) -> CallResult {
     }
     Ok(match name {
         "Join" => {
-            let parts = list_arg(&args[0])?
-                .iter()
-                .map(|v| str_arg(v).map(str::to_string))
-                .collect::<Result<Vec<_>, _>>()?;
-            let joined: Vec<&str> = parts.iter().map(String::as_str).filter(|p| !p.is_empty()).collect();
+            let mut joined = strs_arg(&args[0])?;
+            joined.retain(|p| !p.is_empty());
             if joined.is_empty() {
                 Value::str("")
             } else {

@@ -1,6 +1,6 @@
 //! Package `strings`.
 
-use super::{arity, int_arg, list_arg, str_arg, strings_list, CallError, CallResult};
+use super::{arity, int_arg, str_arg, strings_list, strs_arg, CallError, CallResult};
 use crate::defs::value::Value;
 
 pub const NAMES: &[&str] = &[
@@ -30,13 +30,7 @@ pub fn call(name: &str, args: &[Value]) -> CallResult {
     arity(name, args, n)?;
     let s = |i: usize| str_arg(&args[i]);
     Ok(match name {
-        "Join" => {
-            let parts = list_arg(&args[0])?
-                .iter()
-                .map(|v| str_arg(v).map(str::to_string))
-                .collect::<Result<Vec<_>, _>>()?;
-            Value::str(&parts.join(s(1)?))
-        }
+        "Join" => Value::str(&strs_arg(&args[0])?.join(s(1)?)),
         "Split" => strings_list(go_split(s(0)?, s(1)?)),
         "HasPrefix" => Value::Bool(s(0)?.starts_with(s(1)?)),
         "HasSuffix" => Value::Bool(s(0)?.ends_with(s(1)?)),

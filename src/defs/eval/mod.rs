@@ -572,6 +572,16 @@ impl<'a> Evaluator<'a> {
         self.leave();
     }
 
+    /// The disjunctions to unify into `v`'s value one by one; `Err` with the
+    /// value when one needs vertices of its own and `v` is split on it.
+    fn disjunctions_to_apply(&mut self, v: VId) -> Result<Vec<Conj<'a>>, Value> {
+        let disjs = self.vs[v].disjs.clone();
+        match disjs.iter().find(|d| needs_vertices(d.expr)) {
+            Some(d) => Err(self.split_disjunction(v, *d)),
+            None => Ok(disjs),
+        }
+    }
+
     /// The value of one conjunct's expression in `v`, evaluated under the
     /// conjunct's own closedness.
     fn eval_conj(&mut self, v: VId, c: Conj<'a>) -> Value {
@@ -1121,10 +1131,10 @@ impl<'a> Evaluator<'a> {
             Ok(r) => r,
             Err(bottom) => return bottom,
         };
-        let disjs = self.vs[v].disjs.clone();
-        if let Some(d) = disjs.iter().find(|d| needs_vertices(d.expr)) {
-            return self.split_disjunction(v, *d);
-        }
+        let disjs = match self.disjunctions_to_apply(v) {
+            Ok(d) => d,
+            Err(split) => return split,
+        };
         for c in disjs {
             let d = self.eval_conj(v, c);
             if let Value::Bottom(_) = d {
@@ -1203,10 +1213,10 @@ impl<'a> Evaluator<'a> {
             Ok(r) => r,
             Err(bottom) => return bottom,
         };
-        let disjs = self.vs[v].disjs.clone();
-        if let Some(d) = disjs.iter().find(|d| needs_vertices(d.expr)) {
-            return self.split_disjunction(v, *d);
-        }
+        let disjs = match self.disjunctions_to_apply(v) {
+            Ok(d) => d,
+            Err(split) => return split,
+        };
         for c in disjs {
             let d = self.eval_conj(v, c);
             result = match unify(&result, &d) {
