@@ -60,6 +60,8 @@ pub struct Downstream {
     pub trusted: bool,
     /// How the client reached us: `http` or `https`.
     pub scheme: &'static str,
+    /// The host the client asked for ([`request_host`]).
+    pub host: Option<HeaderValue>,
 }
 
 /// The CIDRs whose forwarded headers are believed (`trusted_proxies`).
@@ -168,18 +170,17 @@ pub fn upstream_request(
     if upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
-    let host = request_host(&parts.headers, &parts.uri);
     // HTTP/1.1 requires a Host (RFC 9112 §3.2): the client's, or for a
     // client that sent none (HTTP/1.0) the container's own address, as the
     // readiness probe sends. The request target is origin-form and says none.
-    let upstream_host = match &host {
+    let upstream_host = match &down.host {
         Some(h) => Some(h.clone()),
         None => HeaderValue::from_str(&instance.addr.to_string()).ok(),
     };
     if let Some(h) = upstream_host {
         headers.insert(header::HOST, h);
     }
-    set_forwarded(&mut headers, host, down);
+    set_forwarded(&mut headers, down);
     let mut req = Request::builder()
         .method(parts.method.clone())
         .uri(uri)
@@ -198,9 +199,8 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
-/// Sets the forwarded headers by the trust boundary (SPEC §4). `host`: the
-/// Host the client used.
-fn set_forwarded(headers: &mut HeaderMap, host: Option<HeaderValue>, down: &Downstream) {
+/// Sets the forwarded headers by the trust boundary (SPEC §4).
+fn set_forwarded(headers: &mut HeaderMap, down: &Downstream) {
     let chain = if down.trusted {
         let prior: Vec<&str> = headers
             .get_all(&X_FORWARDED_FOR)
@@ -231,7 +231,7 @@ fn set_forwarded(headers: &mut HeaderMap, host: Option<HeaderValue>, down: &Down
         headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(down.scheme));
     }
     if !(down.trusted && headers.contains_key(&X_FORWARDED_HOST)) {
-        match host {
+        match down.host.clone() {
             Some(h) => headers.insert(X_FORWARDED_HOST, h),
             None => headers.remove(&X_FORWARDED_HOST),
         };

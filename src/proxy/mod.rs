@@ -233,6 +233,7 @@ impl FrontDoor {
                 prefix: raw,
                 trusted: self.settings.trusted_proxies.contains(client.peer.ip()),
                 scheme: scheme.as_str(),
+                host: route.host.clone(),
             },
             on_upgrade,
         };
