@@ -120,3 +120,31 @@ async fn a_request_without_host_reaches_the_container_with_one() {
     assert!(h.get("x-forwarded-host").is_none(), "{h}");
     assert_eq!(echoed["path"], "/old", "{echoed}");
 }
+
+/// The same boundary for an HTTP/2 client (h2c, prior knowledge): its forged
+/// headers are not believed either, and the host it asked for comes from
+/// `:authority`, as HTTP/2 has no `Host` line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn http2_clients_cannot_forge_their_address_either() {
+    example_images();
+    let ns = Namespace::new("untrusted-h2");
+    let tmp = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&tmp.path().join("data"), &test_defs(tmp.path(), &[]), &ns.name);
+    let mut args: Vec<String> = vec!["-s".into(), "--http2-prior-knowledge".into()];
+    for (name, value) in forged().iter() {
+        args.push("-H".into());
+        args.push(format!("{}: {}", name, value.to_str().unwrap()));
+    }
+    args.push(daemon.url("/echo/who"));
+    let out = std::process::Command::new("curl").args(&args).output().unwrap();
+    assert!(out.status.success(), "curl: {}", String::from_utf8_lossy(&out.stderr));
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let h = &body["headers"];
+    assert_eq!(h["x-forwarded-for"], "127.0.0.1", "{h}");
+    assert_eq!(h["x-forwarded-proto"], "http", "{h}");
+    assert_eq!(h["x-forwarded-host"], daemon.addr.as_str(), "{h}");
+    assert_eq!(h["host"], daemon.addr.as_str(), "{h}");
+    assert_eq!(h["x-forwarded-prefix"], "/echo", "{h}");
+    assert!(h.get("forwarded").is_none(), "Forwarded passed through: {h}");
+    assert!(h.get("x-real-ip").is_none(), "X-Real-IP passed through: {h}");
+}
