@@ -25,6 +25,16 @@ services: "lingering": instances: [string]: {
     environment: VERSION: "1"
 }
 
+// The same, reaped by the idle timeout instead of stopped by a request.
+enable: "idlelinger": true
+services: "idlelinger": instances: [string]: {
+    image: "substrate-echo"
+    parameters: data: {type: "space"}
+    environment: ECHO_STOP_GRACE_MS: "3000"
+    idle_timeout: "1s"
+    pause_after: "0"
+}
+
 enable: "slowstart": true
 services: "slowstart": instances: [string]: {
     image: "substrate-echo"
@@ -102,7 +112,12 @@ impl Drop for Events {
 
 /// Opens `/lingering/` and follows its redirect: the concrete viewspec.
 async fn open_space(daemon: &Daemon) -> String {
-    let resp = http().get(daemon.url("/lingering/")).send().await.unwrap();
+    open_space_of(daemon, "lingering").await
+}
+
+/// Opens `/<service>/` and follows its redirect: the concrete viewspec.
+async fn open_space_of(daemon: &Daemon, service: &str) -> String {
+    let resp = http().get(daemon.url(&format!("/{service}/"))).send().await.unwrap();
     assert_eq!(resp.status(), 307);
     let location = resp.headers()["location"].to_str().unwrap().to_owned();
     location.trim_matches('/').to_owned()
@@ -150,6 +165,26 @@ async fn a_deleted_instance_is_gone_before_its_successor_starts() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     let second: serde_json::Value = daemon.fetch_json(&format!("/{viewspec}/")).await;
     assert_eq!(deleting.await.unwrap(), 200);
+    let new = container_id(&second, &ns);
+    assert_ne!(old, new);
+    assert_no_overlap(&events, &old, &new);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reaped_instance_is_gone_before_its_successor_starts() {
+    example_images();
+    let ns = Namespace::new("reapfirst");
+    let tmp = tempfile::tempdir().unwrap();
+    let defs = test_defs(tmp.path(), &[("svc.cue", DEFS)]);
+    let daemon = Daemon::start(&tmp.path().join("data"), &defs, &ns.name);
+    let events = Events::follow(&ns.name);
+    let viewspec = open_space_of(&daemon, "idlelinger").await;
+    let first: serde_json::Value = daemon.fetch_json(&format!("/{viewspec}/")).await;
+    let old = container_id(&first, &ns);
+
+    // Idle for its 1 s: the reaper sends SIGTERM, the process lingers 3 s.
+    events.wait("kill", &old);
+    let second: serde_json::Value = daemon.fetch_json(&format!("/{viewspec}/")).await;
     let new = container_id(&second, &ns);
     assert_ne!(old, new);
     assert_no_overlap(&events, &old, &new);
