@@ -43,14 +43,26 @@ async function shot(page, name) {
   console.log(`screenshot ${file}`);
 }
 
-// Navigates to `url`. Starting a container can add a Docker network to the
-// host, which Chromium reports as ERR_NETWORK_CHANGED and aborts the
-// navigation: that is this machine changing under the browser, not the
-// page failing, so it is retried a few times.
+// Requests the browser gave up on, in order: `url error` lines.
+const failedRequests = [];
+
+// Navigates to `url`. Starting a container adds a network interface to the
+// host (its veth; for the first container, the daemon's network too), which
+// Chromium reports as ERR_NETWORK_CHANGED and aborts what is in flight: the
+// navigation itself, or, when the notice comes a moment later, the page's
+// stylesheets and scripts after its HTML arrived. That is this machine
+// changing under the browser, not the page failing, so the navigation is
+// retried a few times — only for that error.
 async function goto(page, url) {
   for (let attempt = 1; ; attempt++) {
+    const failedBefore = failedRequests.length;
     try {
-      return await page.goto(url);
+      const response = await page.goto(url);
+      await page.waitForLoadState('load');
+      const changed = failedRequests.slice(failedBefore).filter((f) => /ERR_NETWORK_CHANGED/.test(f));
+      if (changed.length === 0 || attempt >= 10) return response;
+      console.log(`retrying ${url}: its page's requests failed: ${changed.join(', ')}`);
+      continue;
     } catch (e) {
       const message = String(e.message);
       // The gotty page also reloads itself when its connection drops,
@@ -228,10 +240,12 @@ const FLOWS = { notes, starting, home, gotty };
     env,
   });
   const page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
+  page.on('requestfailed', (r) => failedRequests.push(`${r.url()} ${r.failure() ? r.failure().errorText : '?'}`));
   try {
     await run(page);
   } catch (e) {
     await shot(page, 'failure').catch(() => {});
+    if (failedRequests.length) console.log(`failed requests:\n  ${failedRequests.join('\n  ')}`);
     throw e;
   } finally {
     await browser.close();

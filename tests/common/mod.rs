@@ -77,7 +77,11 @@ impl Daemon {
             .arg(repo_root())
             .args(extra)
             .envs(env.iter().copied())
-            .env("RUST_LOG", "info")
+            // SUBSTRATE_TEST_LOG: the test daemons' RUST_LOG, for debugging.
+            .env(
+                "RUST_LOG",
+                std::env::var("SUBSTRATE_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(log_file(data))
             .spawn()
@@ -173,7 +177,11 @@ impl Drop for Daemon {
         if std::thread::panicking() {
             let log = self.data.with_extension("log");
             let text = std::fs::read_to_string(&log).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            // SUBSTRATE_TEST_LOG_LINES: how much of the log a failure shows.
+            let lines = std::env::var("SUBSTRATE_TEST_LOG_LINES")
+                .ok()
+                .and_then(|n| n.parse().ok());
+            let tail: Vec<&str> = text.lines().rev().take(lines.unwrap_or(40)).collect();
             eprintln!("--- last lines of {} ---", log.display());
             for line in tail.iter().rev() {
                 eprintln!("{line}");
