@@ -34,6 +34,7 @@
 //! `main.rs` only wires the command line to these.
 
 pub mod admin;
+pub mod alloc;
 pub mod catalog;
 pub mod config;
 pub mod daemon;

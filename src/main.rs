@@ -10,6 +10,9 @@ use substrate::config::{Config, ServeArgs};
 use substrate::datadir::DataDir;
 use substrate::inspect::{self, InspectCommand, InspectError, Outcome};
 
+#[global_allocator]
+static ALLOCATOR: substrate::alloc::SizeRouted = substrate::alloc::SizeRouted;
+
 #[derive(Parser)]
 #[command(name = "substrate", version, about = "Hosts web services on demand")]
 struct Cli {
