@@ -3,12 +3,15 @@
 //!
 //! A proxied request allocates and frees a few dozen small blocks (header
 //! maps, buffers, futures); mimalloc's per-thread free lists serve them in
-//! fewer instructions than glibc's (callgrind: 39.0 k → 35.0 k user-space
-//! instructions per proxied request). For large blocks glibc is the better
-//! fit: it maps them on their own and grows them with `mremap`, in place,
-//! where mimalloc copies — a string doubled to tens of MiB by a costly
-//! definition (`tests/cue_adversarial.rs`) would otherwise be resident
-//! twice, and the evaluation's peak RSS almost doubled.
+//! fewer instructions than glibc's (callgrind: 36.9 k → 34.7 k user-space
+//! instructions per proxied request). Large blocks stay with glibc, which
+//! gives each its own mapping and returns it on free: with mimalloc alone a
+//! costly definition (`tests/cue_adversarial.rs`, a string doubled until
+//! the budget stops it) peaked at 41.7 MiB, with glibc alone 37.1 MiB, and
+//! split this way 36.9 MiB (`/usr/bin/time -f %M substrate defs eval`).
+//! mimalloc is built without transparent huge pages (`no_thp`): with them,
+//! each 2 MiB region it touches became resident whole, and the same
+//! evaluation peaked at 48.4 MiB.
 //!
 //! The size of a block decides its allocator, on allocation and free alike
 //! (`GlobalAlloc` passes the same layout to both), so each block returns to
@@ -18,9 +21,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 
 use mimalloc::MiMalloc;
 
-/// Blocks of this many bytes or more come from the system allocator
-/// (glibc's own threshold for giving a block a mapping of its own starts at
-/// 128 KiB).
+/// Blocks of this many bytes or more come from the system allocator.
+/// Above every per-request block (hyper's 8 KiB read buffers included).
 pub const LARGE_BLOCK: usize = 64 * 1024;
 
 /// mimalloc below [`LARGE_BLOCK`], the system allocator from there up.
