@@ -11,7 +11,7 @@
 //! split this way 36.9 MiB (`/usr/bin/time -f %M substrate defs eval`).
 //! mimalloc is built without transparent huge pages (`no_thp`): with them,
 //! each 2 MiB region it touches became resident whole, and the same
-//! evaluation peaked at 48.4 MiB.
+//! evaluation peaked at 46.4 MiB.
 //!
 //! The size of a block decides its allocator, on allocation and free alike
 //! (`GlobalAlloc` passes the same layout to both), so each block returns to
