@@ -79,6 +79,9 @@ struct Router {
     store: Store,
     /// The one header-size limit, checked here for every protocol.
     max_header_bytes: usize,
+    /// The daemon's main (multi-threaded) runtime, which serves the admin
+    /// API and the home page ([`on_main_runtime`]).
+    main: tokio::runtime::Handle,
 }
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -200,6 +203,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             front,
             store: store.clone(),
             max_header_bytes: config.max_header_bytes,
+            main: tokio::runtime::Handle::current(),
         }),
         ConnectionLimits {
             header_timeout: config.header_timeout,
@@ -359,16 +363,10 @@ async fn dispatch(router: Arc<Router>, req: Request<Body>, client: &ClientConnec
     if path == "/" || path.starts_with("/substrate/ui/") {
         let mut req = req;
         req.extensions_mut().insert(scheme);
-        return match router.home.clone().oneshot(req).await {
-            Ok(r) => r,
-            Err(never) => match never {},
-        };
+        return on_main_runtime(router, |r| r.home.clone(), req).await;
     }
     if req.uri().path().starts_with("/substrate/") {
-        return match router.admin.clone().oneshot(req).await {
-            Ok(r) => r,
-            Err(never) => match never {},
-        };
+        return on_main_runtime(router, |r| r.admin.clone(), req).await;
     }
     if req.uri().path() == "/metrics" {
         return metrics_response(&router).await;
@@ -376,6 +374,27 @@ async fn dispatch(router: Arc<Router>, req: Request<Body>, client: &ClientConnec
     let resp = router.front.handle(req, client).await;
     METRICS.count_request(resp.status().as_u16());
     resp
+}
+
+/// Serves `req` with the app `pick` chooses, on the daemon's main runtime.
+///
+/// The admin API and the home page read and write the store synchronously,
+/// and a write is flushed to disk before it is acknowledged (milliseconds).
+/// A connection worker ([`crate::workers`]) runs every connection it holds
+/// on one thread, and would hold them all up meanwhile; the main runtime's
+/// threads are shared by background work that tolerates it. The request
+/// finishes even if its client goes away: an admin change is not cut off
+/// half-way.
+async fn on_main_runtime(router: Arc<Router>, pick: fn(&Router) -> axum::Router, req: Request<Body>) -> Response<Body> {
+    let app = pick(&router);
+    match router.main.spawn(app.oneshot(req)).await {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(never)) => match never {},
+        Err(e) => {
+            let reason = format!("the request's handler failed: {e}");
+            crate::proxy::pages::error(http::StatusCode::INTERNAL_SERVER_ERROR, &reason, None, false)
+        }
+    }
 }
 
 /// `GET /metrics`, with state gauges refreshed first.
