@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::*;
 
 /// A space-backed echo whose process keeps running 3 s after SIGTERM, and
-/// one that takes 2 s before it listens.
+/// ones that take 2 s before they listen.
 const DEFS: &str = r#"
 package defs
 
@@ -38,6 +38,14 @@ services: "idlelinger": instances: [string]: {
 enable: "slowstart": true
 services: "slowstart": instances: [string]: {
     image: "substrate-echo"
+    environment: ECHO_START_DELAY_MS: "2000"
+}
+
+// The same with a space.
+enable: "slowspace": true
+services: "slowspace": instances: [string]: {
+    image: "substrate-echo"
+    parameters: data: {type: "space"}
     environment: ECHO_START_DELAY_MS: "2000"
 }
 "#;
@@ -240,5 +248,143 @@ async fn a_delete_during_a_start_leaves_no_container() {
     );
     // And nothing comes back later.
     tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(ns.containers(true).is_empty(), "the cancelled start left a container");
+}
+
+/// The ids of every container the namespace's events mention.
+fn containers_seen(events: &Events) -> std::collections::BTreeSet<String> {
+    events
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, _, id)| id.clone())
+        .collect()
+}
+
+/// A forced space delete while the space's instance is `stopping` (its
+/// process lingers 3 s after SIGTERM): the delete waits for the stop, and
+/// no request for the space — one already waiting on the stop, or one
+/// arriving during the delete — starts a container on it. They are told
+/// the space is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_forced_space_delete_during_a_stop_finishes_the_stop_and_starts_nothing() {
+    example_images();
+    let ns = Namespace::new("delstopping");
+    let tmp = tempfile::tempdir().unwrap();
+    let defs = test_defs(tmp.path(), &[("svc.cue", DEFS)]);
+    let daemon = Daemon::start(&tmp.path().join("data"), &defs, &ns.name);
+    let events = Events::follow(&ns.name);
+    let viewspec = open_space(&daemon).await;
+    let space = viewspec.split_once("data=").unwrap().1.to_owned();
+    let first: serde_json::Value = daemon.fetch_json(&format!("/{viewspec}/")).await;
+    let old = container_id(&first, &ns);
+    let tree = daemon.data.join("spaces").join(&space);
+    assert!(tree.is_dir(), "no tree at {}", tree.display());
+
+    let delete = |path: String| {
+        let url = daemon.url(&path);
+        let token = daemon.token();
+        tokio::spawn(async move {
+            let resp = http().delete(url).bearer_auth(token).send().await.unwrap();
+            (resp.status(), resp.text().await.unwrap())
+        })
+    };
+    let get = || {
+        let url = daemon.url(&format!("/{viewspec}/"));
+        tokio::spawn(async move {
+            match http().get(url).send().await {
+                Ok(resp) => (resp.status().as_u16(), resp.text().await.unwrap_or_default()),
+                Err(e) => (0, e.to_string()),
+            }
+        })
+    };
+    let stopping = delete(format!("/substrate/v1/instances/{}", viewspec.replace(';', "%3B")));
+    // SIGTERM sent: the instance is `stopping` for the next 3 s.
+    events.wait("kill", &old);
+    let mut requests = vec![get()];
+    let forced = delete(format!("/substrate/v1/spaces/{space}?force=true"));
+    while !forced.is_finished() {
+        requests.push(get());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, body) = forced.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        ns.containers(true).is_empty(),
+        "a container is left after the forced delete answered; events: {:?}",
+        events.seen.lock().unwrap()
+    );
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["deleted"], space.as_str(), "{body}");
+    assert_eq!(body["stopped"], serde_json::json!([viewspec]), "{body}");
+    let (status, body) = stopping.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+
+    requests.push(get());
+    let count = requests.len();
+    for (i, request) in requests.into_iter().enumerate() {
+        let (status, body) = request.await.unwrap();
+        assert!(
+            status == 404 || status == 410,
+            "request {i} of {count} for the deleted space got {status}: {body}"
+        );
+        assert!(
+            body.contains(&space),
+            "request {i}: the answer does not name the space: {body}"
+        );
+    }
+    assert!(
+        ns.containers(true).is_empty(),
+        "a request for the deleted space left a container"
+    );
+    let seen = containers_seen(&events);
+    assert!(
+        seen.iter().all(|id| *id == old),
+        "a container other than {old} was created on the deleted space: {seen:?}"
+    );
+    assert!(!tree.exists(), "the deleted space's tree is back at {}", tree.display());
+    let resp = daemon
+        .api(reqwest::Method::GET, &format!("/substrate/v1/spaces/{space}"), None)
+        .await;
+    assert_eq!(resp.status(), 410);
+}
+
+/// A forced space delete while the space's instance is starting cancels
+/// the start (its container is gone when the delete answers), and the
+/// request waiting for that start is told the space is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_forced_space_delete_during_a_start_cancels_it() {
+    example_images();
+    let ns = Namespace::new("delstarting");
+    let tmp = tempfile::tempdir().unwrap();
+    let defs = test_defs(tmp.path(), &[("svc.cue", DEFS)]);
+    let daemon = Daemon::start(&tmp.path().join("data"), &defs, &ns.name);
+    let viewspec = open_space_of(&daemon, "slowspace").await;
+    let space = viewspec.split_once("data=").unwrap().1.to_owned();
+    let url = daemon.url(&format!("/{viewspec}/"));
+    let waiting = tokio::spawn(async move {
+        let resp = http().get(url).send().await.unwrap();
+        (resp.status(), resp.text().await.unwrap())
+    });
+    ns.wait_for("the container of the start", Duration::from_secs(30), |c| c.len() == 1);
+
+    let resp = daemon
+        .api(
+            reqwest::Method::DELETE,
+            &format!("/substrate/v1/spaces/{space}?force=true"),
+            None,
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["stopped"], serde_json::json!([viewspec]), "{body}");
+    assert!(
+        ns.containers(true).is_empty(),
+        "a container is left after the forced delete answered"
+    );
+    let (status, text) = waiting.await.unwrap();
+    assert_eq!(status, 410, "{text}");
+    assert!(text.contains(&space), "{text}");
     assert!(ns.containers(true).is_empty(), "the cancelled start left a container");
 }

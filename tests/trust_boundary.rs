@@ -21,12 +21,12 @@ fn forged() -> HeaderMap {
 }
 
 async fn echoed_headers(daemon: &Daemon) -> serde_json::Value {
-    let resp = http()
-        .get(daemon.url("/echo/who"))
-        .headers(forged())
-        .send()
-        .await
-        .unwrap();
+    echoed_headers_at(&daemon.url("/echo/who")).await
+}
+
+/// The headers the echo container received for a forged request to `url`.
+async fn echoed_headers_at(url: &str) -> serde_json::Value {
+    let resp = http().get(url).headers(forged()).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let body: serde_json::Value = resp.json().await.unwrap();
     body["headers"].clone()
@@ -147,4 +147,104 @@ async fn http2_clients_cannot_forge_their_address_either() {
     assert_eq!(h["x-forwarded-prefix"], "/echo", "{h}");
     assert!(h.get("forwarded").is_none(), "Forwarded passed through: {h}");
     assert!(h.get("x-real-ip").is_none(), "X-Real-IP passed through: {h}");
+}
+
+/// Skips an IPv6 test where the machine has no IPv6 loopback, saying why.
+macro_rules! require_ipv6_loopback {
+    () => {
+        if let Some(why) = ipv6_loopback_missing() {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+}
+
+/// An IPv6 peer outside `trusted_proxies` is not believed either, even
+/// with the IPv4 loopback trusted: `::1` is not `127.0.0.1`.
+/// `X-Forwarded-For` is the peer alone, written without brackets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ipv6_clients_cannot_forge_their_address() {
+    require_ipv6_loopback!();
+    example_images();
+    let ns = Namespace::new("untrusted-v6");
+    let tmp = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start_on(
+        "::1".parse().unwrap(),
+        &tmp.path().join("data"),
+        &test_defs(tmp.path(), &[]),
+        &ns.name,
+        &["--trusted-proxies", "127.0.0.0/8"],
+    );
+    assert!(daemon.addr.starts_with("[::1]:"), "{}", daemon.addr);
+    let h = echoed_headers(&daemon).await;
+    assert_eq!(h["x-forwarded-for"], "::1", "{h}");
+    assert_eq!(h["x-forwarded-proto"], "http", "{h}");
+    assert_eq!(h["x-forwarded-host"], daemon.addr.as_str(), "{h}");
+    assert_eq!(h["x-forwarded-prefix"], "/echo", "{h}");
+    assert!(h.get("forwarded").is_none(), "Forwarded passed through: {h}");
+    assert!(h.get("x-real-ip").is_none(), "X-Real-IP passed through: {h}");
+}
+
+/// A trusted IPv6 proxy (`::1/128`) is believed, and `::1` is appended to
+/// its chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_trusted_ipv6_proxy_extends_the_chain() {
+    require_ipv6_loopback!();
+    example_images();
+    let ns = Namespace::new("trusted-v6");
+    let tmp = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start_on(
+        "::1".parse().unwrap(),
+        &tmp.path().join("data"),
+        &test_defs(tmp.path(), &[]),
+        &ns.name,
+        &["--trusted-proxies", "10.0.0.0/8,::1/128"],
+    );
+    let h = echoed_headers(&daemon).await;
+    assert_eq!(h["x-forwarded-for"], "6.6.6.6, 7.7.7.7, 8.8.8.8, ::1", "{h}");
+    assert_eq!(h["x-forwarded-proto"], "https", "{h}");
+    assert_eq!(h["x-forwarded-host"], "bank.example", "{h}");
+    assert_eq!(h["x-forwarded-prefix"], "/echo", "{h}");
+    assert_eq!(h["forwarded"], "for=6.6.6.6;proto=https", "{h}");
+    assert_eq!(h["x-real-ip"], "6.6.6.6", "{h}");
+}
+
+/// An IPv4 client of an IPv6 socket arrives as an IPv4-mapped address
+/// (`::ffff:127.0.0.1`). It is the IPv4 peer it stands for: written as
+/// `127.0.0.1`, and trusted by a CIDR that names it either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ipv4_mapped_peers_are_their_ipv4_address() {
+    require_ipv6_loopback!();
+    example_images();
+    let mapped: std::net::IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let defs = test_defs(tmp.path(), &[]);
+    // (trusted_proxies, the chain the container gets)
+    let cases = [
+        ("", "127.0.0.1"),
+        ("::1/128", "127.0.0.1"),
+        ("127.0.0.1", "6.6.6.6, 7.7.7.7, 8.8.8.8, 127.0.0.1"),
+        ("::ffff:127.0.0.1", "6.6.6.6, 7.7.7.7, 8.8.8.8, 127.0.0.1"),
+        ("::ffff:127.0.0.0/104", "6.6.6.6, 7.7.7.7, 8.8.8.8, 127.0.0.1"),
+    ];
+    for (round, (trusted, chain)) in cases.into_iter().enumerate() {
+        let ns = Namespace::new(&format!("mapped{round}"));
+        let data = tmp.path().join(format!("data{round}"));
+        let flags: &[&str] = if trusted.is_empty() {
+            &[]
+        } else {
+            &["--trusted-proxies", trusted]
+        };
+        let daemon = Daemon::start_on(mapped, &data, &defs, &ns.name, flags);
+        // An IPv4 client, to the dual-stack socket.
+        let port = daemon.addr.rsplit(':').next().unwrap();
+        let h = echoed_headers_at(&format!("http://127.0.0.1:{port}/echo/who")).await;
+        assert_eq!(h["x-forwarded-for"], chain, "trusted_proxies {trusted:?}: {h}");
+        let believed = chain.starts_with("6.6.6.6");
+        assert_eq!(
+            h.get("x-real-ip").is_some(),
+            believed,
+            "trusted_proxies {trusted:?}: {h}"
+        );
+    }
 }

@@ -7,18 +7,20 @@
 //! then starts anew. A failed start is not cached: the next request tries
 //! again. A start that mounts a space read-write first waits for any other
 //! container that mounts it read-write to be stopped, and is refused while
-//! a live one does (one writer per space, SPEC §4).
+//! a live one does (one writer per space, SPEC §4). A start never creates a
+//! container on a space that is deleted or being deleted (a request that
+//! waited out a stop while the space was force-deleted is told it is gone).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{readiness, rw_spaces, Clock, Instance, StartRequest};
+use super::{readiness, rw_spaces, spaces_of, Clock, Instance, StartRequest};
 use crate::catalog::Catalog;
 use crate::defs::InstanceSpec;
 use crate::ids::SpaceId;
@@ -48,6 +50,9 @@ pub enum StartError {
     SpaceInUse { space: String, holder: String },
     #[error("the instance was stopped while it was starting")]
     Cancelled,
+    /// A space the instance mounts was deleted (or is being deleted).
+    #[error("space {space} was deleted")]
+    SpaceDeleted { space: String },
     #[error("the Docker Engine is unavailable: {0}")]
     EngineUnavailable(String),
     #[error("docker refused to start the container: {0}")]
@@ -65,6 +70,7 @@ impl StartError {
             }
             StartError::Store(_) | StartError::Definition { .. } => http::StatusCode::INTERNAL_SERVER_ERROR,
             StartError::SpaceInUse { .. } => http::StatusCode::CONFLICT,
+            StartError::SpaceDeleted { .. } => http::StatusCode::GONE,
             _ => http::StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -140,6 +146,11 @@ pub struct Activator {
     pub(super) catalog: Catalog,
     pub(super) settings: ActivatorSettings,
     pub(super) slots: RwLock<HashMap<String, Slot>>,
+    /// Spaces a delete is under way for, with how many deletes: no start
+    /// mounts them ([`Activator::deleted_space`]). Entered under the slots
+    /// lock, together with the look for the space's users, so a start
+    /// either is among those users or finds its space here.
+    pub(super) deleting_spaces: Mutex<HashMap<SpaceId, usize>>,
     /// One image build at a time; a second request for the same image finds
     /// it built.
     builds: tokio::sync::Mutex<()>,
@@ -161,6 +172,7 @@ impl Activator {
             catalog,
             settings,
             slots: RwLock::new(HashMap::new()),
+            deleting_spaces: Mutex::new(HashMap::new()),
             builds: tokio::sync::Mutex::new(()),
             origin: Instant::now(),
             next_seq: AtomicU64::new(0),
@@ -244,7 +256,17 @@ impl Activator {
                         let req = req.clone();
                         tokio::spawn(async move {
                             let key = req.key.clone();
-                            let result = this.start(req, &cancel).await.map_err(Arc::new);
+                            let result = this.start(req, &cancel).await.map_err(|e| match e {
+                                // Cancelled by a forced delete of its space: say so.
+                                StartError::Cancelled => match this.deleted_space(&key) {
+                                    Some(space) => StartError::SpaceDeleted {
+                                        space: space.to_string(),
+                                    },
+                                    None => e,
+                                },
+                                e => e,
+                            });
+                            let result = result.map_err(Arc::new);
                             this.finish_start(&key, &result);
                             let _ = tx.send(Some(result));
                         });
@@ -279,6 +301,26 @@ impl Activator {
                 slots.remove(key);
             }
         }
+    }
+
+    /// A space `key` mounts that is deleted or being deleted: no container
+    /// may mount it any more.
+    pub(super) fn deleted_space(&self, key: &str) -> Option<SpaceId> {
+        let spaces = spaces_of(key);
+        if spaces.is_empty() {
+            return None;
+        }
+        {
+            let deleting = self.deleting_spaces.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((space, _)) = spaces.iter().find(|(s, _)| deleting.contains_key(s)) {
+                return Some(space.clone());
+            }
+        }
+        // A store that cannot answer counts as live: the plan just read it.
+        spaces
+            .into_iter()
+            .map(|(space, _)| space)
+            .find(|s| self.store.space(s).ok().flatten().is_some_and(|r| r.deleted))
     }
 
     /// Waits until no other container mounts `key`'s read-write spaces:
@@ -343,6 +385,13 @@ impl Activator {
         self.wait_for_space_writers(&req.key, cancel).await?;
         if cancel.is_cancelled() {
             return Err(StartError::Cancelled);
+        }
+        // Planned while the space was live, perhaps before waiting out a
+        // stop that a forced delete of the space was waiting for too.
+        if let Some(space) = self.deleted_space(&req.key) {
+            return Err(StartError::SpaceDeleted {
+                space: space.to_string(),
+            });
         }
 
         let name = format!(

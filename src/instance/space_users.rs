@@ -3,12 +3,18 @@
 //! while they run unless forced, and a forced delete stops them first
 //! (through [`Activator::stop`], the one way an instance ends). The admin
 //! API and the home page both call these.
+//!
+//! A space's **users** are the live instances (starting, ready or stopping)
+//! whose key names it. While a delete is under way the space is marked
+//! deleting in the activator, so no start mounts it meanwhile — not even one
+//! that was waiting for a user's stop to finish.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-
 use std::time::Instant;
 
-use super::Activator;
+use super::activator::Slot;
+use super::{spaces_of, Activator};
 use crate::ids::SpaceId;
 use crate::space::{Checkpointed, SpaceError, Spaces};
 use crate::store::SpaceRecord;
@@ -26,17 +32,8 @@ pub struct SpaceCheckpoint {
 impl Activator {
     /// Live instances (starting, ready or stopping) whose viewspec uses
     /// `space`, by key.
-    pub fn users_of(&self, space: &SpaceId) -> Result<Vec<String>, SpaceError> {
-        let slots = self.slots_read();
-        let mut keys: Vec<String> = self
-            .store
-            .uses_of(space)?
-            .into_iter()
-            .map(|u| u.viewspec)
-            .filter(|k| slots.contains_key(k))
-            .collect();
-        keys.dedup();
-        Ok(keys)
+    pub fn users_of(&self, space: &SpaceId) -> Vec<String> {
+        users_in(&self.slots_read(), space)
     }
 
     /// Checkpoints `space`, pausing the containers of its ready users for
@@ -53,7 +50,7 @@ impl Activator {
         // Each user's pause lock is held for the copy: an instance paused
         // while idle stays paused (no extra pause), and no request resumes
         // one mid-copy.
-        let users: Vec<_> = self.users_of(space)?.iter().filter_map(|k| self.ready(k)).collect();
+        let users: Vec<_> = self.users_of(space).iter().filter_map(|k| self.ready(k)).collect();
         let began = Instant::now();
         let mut locks = Vec::new();
         let mut paused = Vec::new();
@@ -89,25 +86,70 @@ impl Activator {
     }
 
     /// Deletes `space`: refused with [`SpaceError::InUse`] while instances
-    /// use it, unless `force`, which stops them first. Returns the record
-    /// and the keys stopped.
+    /// use it, unless `force`, which stops them first — waiting for those
+    /// already stopping and cancelling those starting. From the moment the
+    /// users are known until the space is marked deleted, no start mounts
+    /// it. Returns the record and the keys stopped.
     pub async fn delete_space(
         &self,
         spaces: &Arc<Spaces>,
         space: &SpaceId,
         force: bool,
     ) -> Result<(SpaceRecord, Vec<String>), SpaceError> {
-        let users = self.users_of(space)?;
-        if !users.is_empty() {
-            if !force {
+        spaces.require_live(space)?;
+        let (users, _deleting) = {
+            let slots = self.slots_read();
+            let users = users_in(&slots, space);
+            if !users.is_empty() && !force {
                 return Err(SpaceError::InUse {
                     space: space.clone(),
                     uses: users.join(", "),
                 });
             }
-            let stops = users.iter().map(|key| self.stop(key));
-            futures_util::future::join_all(stops).await;
-        }
+            (users, Deleting::enter(self, space))
+        };
+        let stops = users.iter().map(|key| self.stop(key));
+        futures_util::future::join_all(stops).await;
         Ok((spaces.delete(space).await?, users))
+    }
+}
+
+/// The keys in `slots` whose viewspec names `space`, sorted.
+fn users_in(slots: &HashMap<String, Slot>, space: &SpaceId) -> Vec<String> {
+    let mut keys: Vec<String> = slots
+        .keys()
+        .filter(|key| spaces_of(key).iter().any(|(s, _)| s == space))
+        .cloned()
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// A space marked deleting in the activator for as long as it lives.
+struct Deleting<'a> {
+    activator: &'a Activator,
+    space: SpaceId,
+}
+
+impl<'a> Deleting<'a> {
+    fn enter(activator: &'a Activator, space: &SpaceId) -> Self {
+        let mut deleting = activator.deleting_spaces.lock().unwrap_or_else(|p| p.into_inner());
+        *deleting.entry(space.clone()).or_default() += 1;
+        Self {
+            activator,
+            space: space.clone(),
+        }
+    }
+}
+
+impl Drop for Deleting<'_> {
+    fn drop(&mut self) {
+        let mut deleting = self.activator.deleting_spaces.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = deleting.get_mut(&self.space) {
+            *n -= 1;
+            if *n == 0 {
+                deleting.remove(&self.space);
+            }
+        }
     }
 }

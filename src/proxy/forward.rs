@@ -65,12 +65,18 @@ pub struct Downstream {
 }
 
 /// The CIDRs whose forwarded headers are believed (`trusted_proxies`).
+///
+/// Peers are compared in canonical form: an IPv4 client of a dual-stack
+/// socket arrives as `::ffff:a.b.c.d` and is taken for `a.b.c.d`. So a CIDR
+/// written in that IPv4-mapped form (`::ffff:10.0.0.0/104`) is kept as the
+/// IPv4 CIDR it names (`10.0.0.0/8`). A wider IPv6 CIDR (`::/0`) names IPv6
+/// peers only: trusting IPv4 peers takes an IPv4 CIDR.
 #[derive(Debug, Clone, Default)]
 pub struct TrustedProxies(Vec<ipnet::IpNet>);
 
 impl TrustedProxies {
     pub fn new(nets: Vec<ipnet::IpNet>) -> Self {
-        Self(nets)
+        Self(nets.into_iter().map(canonical_net).collect())
     }
 
     /// Whether `peer` (an IPv4-mapped IPv6 address counts as IPv4) is in
@@ -78,6 +84,17 @@ impl TrustedProxies {
     pub fn contains(&self, peer: std::net::IpAddr) -> bool {
         let peer = peer.to_canonical();
         self.0.iter().any(|net| net.contains(&peer))
+    }
+}
+
+/// `net`, or the IPv4 CIDR it names when it lies within the IPv4-mapped
+/// range `::ffff:0:0/96`.
+fn canonical_net(net: ipnet::IpNet) -> ipnet::IpNet {
+    let ipnet::IpNet::V6(v6) = net else { return net };
+    let mapped = v6.network().to_ipv4_mapped();
+    match (mapped, v6.prefix_len().checked_sub(96)) {
+        (Some(ip), Some(prefix)) => ipnet::Ipv4Net::new(ip, prefix).map_or(net, ipnet::IpNet::V4),
+        _ => net,
     }
 }
 
@@ -341,6 +358,28 @@ mod tests {
         strip_hop_by_hop(&mut h, false);
         let names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, vec!["x-kept"]);
+    }
+
+    #[test]
+    fn ipv4_mapped_cidrs_trust_the_ipv4_peers_they_name() {
+        let nets = ["::ffff:127.0.0.1", "::ffff:10.0.0.0/104", "::1/128", "::/0"].map(|n| {
+            n.parse()
+                .unwrap_or_else(|_| ipnet::IpNet::from(n.parse::<std::net::IpAddr>().unwrap()))
+        });
+        let trusted = TrustedProxies::new(nets.to_vec());
+        for peer in [
+            "127.0.0.1",
+            "::ffff:127.0.0.1",
+            "10.1.2.3",
+            "::ffff:10.1.2.3",
+            "::1",
+            "2001:db8::1",
+        ] {
+            assert!(trusted.contains(peer.parse().unwrap()), "{peer} is not trusted");
+        }
+        for peer in ["127.0.0.2", "::ffff:11.0.0.1", "11.0.0.1"] {
+            assert!(!trusted.contains(peer.parse().unwrap()), "{peer} is trusted");
+        }
     }
 
     #[test]

@@ -375,7 +375,17 @@ impl FrontDoor {
                 }
                 Next::AskEngine { may_replay } => {
                     if err.phase() != FailurePhase::Connect && self.container_running(&target).await {
-                        let reason = format!("the service did not answer: {}", err.failure);
+                        // Say whether it may have been acted on: a client
+                        // deciding whether to retry a POST needs to know.
+                        let reach = match (err.sent, replayable) {
+                            (false, _) => "the request did not reach it".to_owned(),
+                            (true, true) => "the request may have reached it".to_owned(),
+                            (true, false) => format!(
+                                "the request may have reached it, and a {} request is not sent twice (RFC 9110 §9.2.2)",
+                                ex.parts.method
+                            ),
+                        };
+                        let reason = format!("the service did not answer: {}; {reach}", err.failure);
                         return pages::error(StatusCode::BAD_GATEWAY, &reason, None, html);
                     }
                     // Gone: pretend we never had one.

@@ -65,11 +65,24 @@ pub enum UpstreamFailure {
         unreachable: bool,
     },
     /// The connection failed during the exchange.
-    #[error("the connection to the container failed: {0}")]
+    #[error("the connection to the container failed: {}", with_causes(.0))]
     Exchange(#[source] hyper::Error),
     /// The response head did not arrive within the response timeout.
     #[error("the container did not answer within {}s", .0.as_secs_f64())]
     ResponseTimeout(Duration),
+}
+
+/// `e` and its causes: hyper's own message ("connection error") says
+/// little without the I/O error under it.
+fn with_causes(e: &hyper::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// A failed upstream exchange and how far the request got.

@@ -29,10 +29,23 @@ pub fn unique_namespace(tag: &str) -> String {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
+    free_port_on([127, 0, 0, 1].into())
+}
+
+/// A port free on `ip`.
+fn free_port_on(ip: std::net::IpAddr) -> u16 {
+    TcpListener::bind((ip, 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
+}
+
+/// Why the IPv6 loopback cannot be tested here, or `None` when a socket
+/// can listen on `[::1]`.
+pub fn ipv6_loopback_missing() -> Option<String> {
+    TcpListener::bind("[::1]:0")
+        .err()
+        .map(|e| format!("cannot listen on [::1] ({e}): this machine has no IPv6 loopback"))
 }
 
 /// The daemon's log goes next to its data directory (`<data>.log`), not into
@@ -67,6 +80,17 @@ impl Daemon {
     /// Starts a daemon with extra `serve` flags and environment variables.
     pub fn start_env(data: &Path, defs: &Path, namespace: &str, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let addr = format!("127.0.0.1:{}", free_port());
+        Daemon::spawn(addr, data, defs, namespace, extra, env)
+    }
+
+    /// Starts a daemon listening on `ip` (IPv6 ones included, e.g. `::1`)
+    /// with extra `serve` flags; `addr` is then `[ip]:port`.
+    pub fn start_on(ip: std::net::IpAddr, data: &Path, defs: &Path, namespace: &str, extra: &[&str]) -> Daemon {
+        let addr = std::net::SocketAddr::new(ip, free_port_on(ip)).to_string();
+        Daemon::spawn(addr, data, defs, namespace, extra, &[])
+    }
+
+    fn spawn(addr: String, data: &Path, defs: &Path, namespace: &str, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let child = Command::new(bin())
             .args(["serve", "--listen", &addr, "--namespace", namespace])
             .arg("--data")
