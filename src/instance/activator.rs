@@ -156,6 +156,9 @@ pub struct Activator {
     builds: tokio::sync::Mutex<()>,
     pub(super) origin: Instant,
     next_seq: AtomicU64,
+    /// This activator, for work that must finish even if its caller goes
+    /// away (a stop begun for a request whose client hung up).
+    pub(super) this: std::sync::Weak<Activator>,
 }
 
 /// What a request for a key waits on.
@@ -166,7 +169,7 @@ enum Wait {
 
 impl Activator {
     pub fn new(engine: Arc<dyn Engine>, store: Store, catalog: Catalog, settings: ActivatorSettings) -> Arc<Self> {
-        Arc::new(Self {
+        Arc::new_cyclic(|this| Self {
             engine,
             store,
             catalog,
@@ -176,6 +179,7 @@ impl Activator {
             builds: tokio::sync::Mutex::new(()),
             origin: Instant::now(),
             next_seq: AtomicU64::new(0),
+            this: this.clone(),
         })
     }
 
@@ -587,6 +591,7 @@ fn parse_bytes(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::instance::stop::StopReason;
     use crate::runtime::{build::BuildSpec, ContainerEvent, ContainerInfo};
     use std::sync::atomic::AtomicBool;
 
@@ -598,6 +603,9 @@ mod tests {
         /// Pause attempts, each answered "not supported" (as Swarm does for
         /// a task on a node the daemon cannot reach).
         pauses: AtomicUsize,
+        /// Each `remove` takes this long (a process's SIGTERM grace).
+        remove_delay: Duration,
+        removes: AtomicUsize,
     }
 
     #[async_trait::async_trait]
@@ -634,6 +642,8 @@ mod tests {
             Ok(String::new())
         }
         async fn remove(&self, _: &str) -> Result<(), RuntimeError> {
+            tokio::time::sleep(self.remove_delay).await;
+            self.removes.fetch_add(1, Ordering::SeqCst);
             Ok(())
         }
         async fn list(&self) -> Result<Vec<ContainerInfo>, RuntimeError> {
@@ -656,7 +666,7 @@ mod tests {
 
     /// An activator over the fake engine and a service listening on `port`.
     fn activator(dir: &std::path::Path, port: u16, fail_first: bool) -> (Arc<Activator>, Arc<FakeEngine>) {
-        activator_pausing(dir, port, fail_first, Duration::ZERO)
+        activator_pausing(dir, port, fail_first, Duration::ZERO, Duration::ZERO)
     }
 
     fn activator_pausing(
@@ -664,6 +674,7 @@ mod tests {
         port: u16,
         fail_first: bool,
         pause_after: Duration,
+        remove_delay: Duration,
     ) -> (Arc<Activator>, Arc<FakeEngine>) {
         let defs = dir.join("defs");
         std::fs::create_dir_all(&defs).unwrap();
@@ -682,6 +693,8 @@ mod tests {
             starts: AtomicUsize::new(0),
             fail_first: AtomicBool::new(fail_first),
             pauses: AtomicUsize::new(0),
+            remove_delay,
+            removes: AtomicUsize::new(0),
         });
         let settings = ActivatorSettings {
             default_idle_timeout: Duration::from_secs(60),
@@ -743,7 +756,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let (activator, engine) = activator_pausing(tmp.path(), port, false, Duration::from_millis(10));
+        let (activator, engine) = activator_pausing(tmp.path(), port, false, Duration::from_millis(10), Duration::ZERO);
         let instance = activator.ensure(request()).await.unwrap();
         tokio::time::sleep(Duration::from_millis(30)).await;
         for _ in 0..3 {
@@ -752,6 +765,35 @@ mod tests {
         assert_eq!(engine.pauses.load(Ordering::SeqCst), 1);
         assert!(!instance.is_paused());
         assert!(activator.ready("svc").is_some());
+    }
+
+    /// A stop whose caller goes away (a request whose client hung up)
+    /// still removes the container and clears the key: the next request
+    /// starts a new instance instead of waiting on a stop nobody finishes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stop_finishes_when_its_caller_goes_away() {
+        let tmp = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (activator, engine) =
+            activator_pausing(tmp.path(), port, false, Duration::ZERO, Duration::from_millis(300));
+        let first = activator.ensure(request()).await.unwrap();
+        let stop = activator.stop_for("svc", StopReason::ContainerGone, Some(&first.container_id));
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), stop).await.is_err(),
+            "the stop finished before its caller went away"
+        );
+        let second = tokio::time::timeout(Duration::from_secs(5), activator.ensure(request()))
+            .await
+            .expect("a request after an abandoned stop waited for good")
+            .unwrap();
+        assert_eq!(
+            engine.removes.load(Ordering::SeqCst),
+            1,
+            "the abandoned stop did not remove the container"
+        );
+        assert_ne!(second.container_id, first.container_id);
+        assert_eq!(engine.starts.load(Ordering::SeqCst), 2);
     }
 
     #[test]

@@ -94,14 +94,20 @@ impl Activator {
         };
         match step {
             Step::Stop(instance, done) => {
-                self.stop_container(&instance, reason).await;
-                {
-                    let mut slots = self.slots_write();
-                    if matches!(slots.get(key), Some(Slot::Stopping { .. })) {
-                        slots.remove(key);
+                // On a task of its own: a caller that goes away (a request
+                // whose client hung up) must not leave the key `stopping`
+                // for good, with its container half-stopped.
+                match self.this.upgrade() {
+                    Some(this) => {
+                        let key = key.to_owned();
+                        let stopping =
+                            tokio::spawn(async move { this.finish_stop(&key, &instance, reason, done).await });
+                        if let Err(e) = stopping.await {
+                            tracing::error!(error = %e, "a stop failed");
+                        }
                     }
+                    None => self.finish_stop(key, &instance, reason, done).await,
                 }
-                let _ = done.send(true);
                 StopOutcome::Stopped
             }
             Step::AwaitStart(mut outcome) => {
@@ -113,6 +119,19 @@ impl Activator {
                 StopOutcome::Stopped
             }
         }
+    }
+
+    /// Stops `instance`'s container, then clears the key's `stopping` slot
+    /// and tells those waiting on it.
+    async fn finish_stop(&self, key: &str, instance: &Instance, reason: StopReason, done: watch::Sender<bool>) {
+        self.stop_container(instance, reason).await;
+        {
+            let mut slots = self.slots_write();
+            if matches!(slots.get(key), Some(Slot::Stopping { .. })) {
+                slots.remove(key);
+            }
+        }
+        let _ = done.send(true);
     }
 
     /// Records `stopping`, stops and removes the container, drops the
