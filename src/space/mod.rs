@@ -33,7 +33,9 @@ use serde::Serialize;
 
 use crate::datadir::DataDir;
 use crate::ids::{CheckpointId, SpaceId};
-use crate::store::{now_millis, CheckpointRecord, CopyMethod, ForkedFrom, SpaceOrigin, SpaceRecord, Store, StoreError};
+use crate::store::{
+    now_millis, AliasBinding, CheckpointRecord, CopyMethod, ForkedFrom, SpaceOrigin, SpaceRecord, Store, StoreError,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpaceError {
@@ -248,7 +250,12 @@ impl Spaces {
             return Ok(());
         }
         let (store, key, slot, space) = (self.store.clone(), key.to_owned(), slot.to_owned(), space.clone());
-        blocking(move || Ok(store.bind_alias(&key, &slot, &space)?)).await
+        blocking(move || match store.bind_alias(&key, &slot, &space)? {
+            AliasBinding::Bound => Ok(()),
+            AliasBinding::NoSuchSpace => Err(SpaceError::UnknownSpace(space)),
+            AliasBinding::SpaceDeleted => Err(SpaceError::Deleted(space)),
+        })
+        .await
     }
 
     /// A new empty space.

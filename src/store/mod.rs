@@ -72,6 +72,16 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
 }
 
+/// What [`Store::bind_alias`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AliasBinding {
+    Bound,
+    /// No record of the space: nothing was bound.
+    NoSuchSpace,
+    /// The space is deleted: nothing was bound.
+    SpaceDeleted,
+}
+
 /// The trees of the store, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tree {
@@ -406,6 +416,11 @@ impl Store {
             Ok::<_, ConflictableTransactionError<StoreError>>(())
         });
         unwrap_tx(result)?;
+        // An alias bound after `uses` was read and before the mark: gone
+        // too (none can be bound once the mark is in, see `bind_alias`).
+        for late in self.uses_of(id)? {
+            self.unbind_alias(&late.viewspec, &late.slot)?;
+        }
         self.flush()
     }
 
@@ -440,8 +455,9 @@ impl Store {
     // ---- aliases ----------------------------------------------------------
 
     /// Binds `space` to `slot` of `viewspec`, updating the reverse index in
-    /// the same transaction. Rebinding a slot moves it.
-    pub fn bind_alias(&self, viewspec: &str, slot: &str, space: &SpaceId) -> Result<(), StoreError> {
+    /// the same transaction. Rebinding a slot moves it. A space with no
+    /// record, or a deleted one, is not bound (the outcome says which).
+    pub fn bind_alias(&self, viewspec: &str, slot: &str, space: &SpaceId) -> Result<AliasBinding, StoreError> {
         let record = AliasRecord {
             space: space.clone(),
             first_used_at: now_millis(),
@@ -449,17 +465,30 @@ impl Store {
         let value = codec::encode(&record)?;
         let unit = codec::encode(&())?;
         let key = alias_key(viewspec, slot);
-        let result = (&self.aliases, &self.space_uses).transaction(|(aliases, space_uses)| {
+        let result = (&self.spaces, &self.aliases, &self.space_uses).transaction(|(spaces, aliases, space_uses)| {
+            // Read in the transaction, so a delete marking the space
+            // (`mark_space_deleted`) is either seen here or sees this alias.
+            let Some(bytes) = spaces.get(space.as_str().as_bytes())? else {
+                return Ok(AliasBinding::NoSuchSpace);
+            };
+            let target: SpaceRecord =
+                codec::decode(&bytes).map_err(|e| ConflictableTransactionError::Abort(e.into()))?;
+            if target.deleted {
+                return Ok(AliasBinding::SpaceDeleted);
+            }
             if let Some(old) = aliases.insert(key.as_slice(), value.as_slice())? {
                 let old: AliasRecord =
                     codec::decode(&old).map_err(|e| ConflictableTransactionError::Abort(e.into()))?;
                 space_uses.remove(use_key(&old.space, viewspec, slot))?;
             }
             space_uses.insert(use_key(space, viewspec, slot), unit.as_slice())?;
-            Ok::<_, ConflictableTransactionError<StoreError>>(())
+            Ok::<_, ConflictableTransactionError<StoreError>>(AliasBinding::Bound)
         });
-        unwrap_tx(result)?;
-        self.flush()
+        let outcome = unwrap_tx(result)?;
+        if outcome == AliasBinding::Bound {
+            self.flush()?;
+        }
+        Ok(outcome)
     }
 
     /// Removes one binding and its reverse entry; true when there was one.

@@ -133,8 +133,12 @@ proptest! {
                     model.checkpoints.insert(rec.id.clone(), rec);
                 }
                 Op::Bind(v, sl, s) => {
-                    store.bind_alias(VIEWSPECS[v], SLOTS[sl], &space_ids[s]).unwrap();
-                    model.aliases.insert((VIEWSPECS[v].into(), SLOTS[sl].into()), space_ids[s].clone());
+                    let bound = store.bind_alias(VIEWSPECS[v], SLOTS[sl], &space_ids[s]).unwrap();
+                    let live = model.spaces.get(&space_ids[s]).is_some_and(|r| !r.deleted);
+                    prop_assert_eq!(bound == AliasBinding::Bound, live);
+                    if live {
+                        model.aliases.insert((VIEWSPECS[v].into(), SLOTS[sl].into()), space_ids[s].clone());
+                    }
                 }
                 Op::Unbind(v, sl) => {
                     let existed = store.unbind_alias(VIEWSPECS[v], SLOTS[sl]).unwrap();
@@ -177,4 +181,39 @@ fn corrupt_value_is_reported_with_its_key() {
     let entries = store.raw_entries(Tree::Spaces).unwrap();
     assert_eq!(entries.len(), 1);
     assert!(entries[0].value.is_err());
+}
+
+/// A deleted space takes no new alias, and the delete's mark leaves none
+/// behind, including one bound after the delete listed the space's uses.
+#[test]
+fn a_deleted_space_takes_no_alias() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+    let mut rec = SpaceRecord {
+        id: SpaceId::generate(),
+        created_at: 1,
+        forked_from: None,
+        name: None,
+        size_hint: 0,
+        origin: SpaceOrigin::Api,
+        deleted: false,
+    };
+    store.put_space(&rec).unwrap();
+    assert_eq!(
+        store.bind_alias("notes;data=x", "data", &rec.id).unwrap(),
+        AliasBinding::Bound
+    );
+    rec.deleted = true;
+    store.mark_space_deleted(&rec).unwrap();
+    assert!(store.uses_of(&rec.id).unwrap().is_empty());
+    assert_eq!(
+        store.bind_alias("notes;data=y", "data", &rec.id).unwrap(),
+        AliasBinding::SpaceDeleted
+    );
+    assert!(store.alias("notes;data=y", "data").unwrap().is_none());
+    assert!(store.uses_of(&rec.id).unwrap().is_empty());
+    assert_eq!(
+        store.bind_alias("notes;data=z", "data", &SpaceId::generate()).unwrap(),
+        AliasBinding::NoSuchSpace
+    );
 }
