@@ -43,6 +43,7 @@ async fn an_idle_instance_is_paused_and_resumes_on_the_next_request() {
         .trim_matches('/')
         .to_owned();
     let first: serde_json::Value = daemon.fetch_json(&format!("/{viewspec}/")).await;
+    let first_answered = unix_millis();
     let id = ns.containers(false)[0].clone();
 
     // Paused after a second of idleness.
@@ -54,6 +55,10 @@ async fn an_idle_instance_is_paused_and_resumes_on_the_next_request() {
     let path = format!("/substrate/v1/instances/{}", viewspec.replace(';', "%3B"));
     let shown = daemon.get_json(&path).await;
     assert_eq!(shown["state"], "paused", "{shown}");
+    // Its last request is the first one (the redirect started nothing).
+    let last = shown["last_request_at"].as_u64().expect("last_request_at");
+    assert!(last <= first_answered + 50, "{shown} vs {first_answered}");
+    assert!(last >= shown["created_at"].as_u64().unwrap(), "{shown}");
 
     // A checkpoint of its space leaves it paused and pauses nothing more.
     let space = viewspec.split("data=").nth(1).unwrap().to_owned();
@@ -79,4 +84,13 @@ async fn an_idle_instance_is_paused_and_resumes_on_the_next_request() {
     assert_eq!(ns.containers(false).len(), 1);
     let shown = daemon.get_json(&path).await;
     assert_eq!(shown["state"], "ready", "{shown}");
+    let again_last = shown["last_request_at"].as_u64().expect("last_request_at");
+    assert!(again_last > last && again_last + 50 >= first_answered, "{shown}");
+}
+
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }

@@ -31,6 +31,7 @@ fn describe(state: &AdminState, key: &str, record: &crate::store::InstanceRecord
         "address": record.address.as_ref().map(|a| format!("{a}:{}", record.port)),
         "definition_digest": record.definition_digest,
         "created_at": record.created_at,
+        "last_request_at": live.as_ref().map_or(record.last_request_at, |i| state.front.activator.last_request_at(i)),
         "open_connections": live.as_ref().map(|i| i.open_connections()),
         "attached": live.is_some(),
     })
@@ -41,7 +42,8 @@ pub async fn list(_: Authorized, State(state): State<AdminState>) -> AdminResult
     let mut all: Vec<Value> = records.iter().map(|(k, r)| describe(&state, k, r)).collect();
     for key in state.front.activator.starting() {
         if !records.iter().any(|(k, _)| *k == key) {
-            all.push(json!({ "viewspec": key, "state": "starting" }));
+            // No container yet: what a record would say is not known.
+            all.push(json!({ "viewspec": key, "url": format!("/{key}/"), "state": "starting", "attached": false }));
         }
     }
     Ok(Json(json!({ "instances": all })))

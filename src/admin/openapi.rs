@@ -162,19 +162,20 @@ fn schemas() -> Value {
         },
         "Instance": {
             "type": "object",
-            "required": ["viewspec", "url", "service", "state", "container_id", "container_name", "address",
-                         "definition_digest", "created_at", "open_connections", "attached"],
+            "description": "An instance record with its live state. A starting instance has no record yet: it shows only viewspec, url, state and attached.",
+            "required": ["viewspec", "url", "state", "attached"],
             "additionalProperties": false,
             "properties": {
                 "viewspec": {"type": "string"},
                 "url": {"type": "string"},
                 "service": {"type": "string"},
-                "state": {"enum": ["starting", "ready", "stopping"]},
+                "state": {"enum": ["starting", "ready", "paused", "stopping"]},
                 "container_id": nullable("string"),
                 "container_name": {"type": "string"},
                 "address": nullable("string"),
                 "definition_digest": {"type": "string"},
                 "created_at": {"type": "integer", "minimum": 0, "description": "milliseconds since the Unix epoch"},
+                "last_request_at": {"type": "integer", "minimum": 0, "description": "when it last served a request, milliseconds since the Unix epoch"},
                 "open_connections": {"type": ["integer", "null"], "minimum": 0},
                 "attached": {"type": "boolean"}
             }

@@ -60,7 +60,7 @@ impl Activator {
             return;
         }
         tracing::info!(instance = %i.key, "idle: paused");
-        self.record_state(&i.key, InstanceState::Paused).await;
+        self.record_state(i, InstanceState::Paused).await;
     }
 
     /// Resumes `i` if it is paused; requests call this after counting
@@ -73,7 +73,7 @@ impl Activator {
         if i.is_paused() {
             self.unpause_locked(i).await;
             tracing::info!(instance = %i.key, "resumed");
-            self.record_state(&i.key, InstanceState::Ready).await;
+            self.record_state(i, InstanceState::Ready).await;
         }
     }
 
@@ -84,15 +84,18 @@ impl Activator {
         i.paused.store(false, Ordering::Release);
     }
 
-    /// Writes the instance's record with `state`, in the background: the
-    /// request that resumed it does not wait for the flush.
-    async fn record_state(&self, key: &str, state: InstanceState) {
+    /// Writes the instance's record with `state` and its last request, in
+    /// the background: the request that resumed it does not wait for the
+    /// flush.
+    async fn record_state(&self, i: &Instance, state: InstanceState) {
         let store = self.store.clone();
-        let key = key.to_owned();
+        let key = i.key.clone();
+        let last_request_at = self.last_request_at(i);
         tokio::task::spawn_blocking(move || {
             if let Ok(Some(mut record)) = store.instance(&key) {
                 if record.state != InstanceState::Stopping {
                     record.state = state;
+                    record.last_request_at = last_request_at;
                     if let Err(e) = store.put_instance(&key, &record) {
                         tracing::warn!(instance = %key, error = %e, "could not record the paused state");
                     }

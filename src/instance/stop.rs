@@ -141,6 +141,7 @@ impl Activator {
         tracing::info!(instance = %instance.key, container = %instance.container_name, ?reason, "stopping instance");
         if let Ok(Some(mut record)) = self.store.instance(&instance.key) {
             record.state = InstanceState::Stopping;
+            record.last_request_at = self.last_request_at(instance);
             if let Err(e) = self.put_record(&instance.key, &record).await {
                 tracing::warn!(instance = %instance.key, error = %e, "could not record the stop");
             }
@@ -169,6 +170,17 @@ impl Activator {
             self.stop_for(&instance.key, StopReason::ContainerGone, Some(container_id))
                 .await;
         }
+    }
+
+    /// When `i` last served a request, in wall-clock milliseconds since the
+    /// Unix epoch (as records keep times): activity is tracked in memory on
+    /// the daemon's monotonic clock, and written when a record is rewritten
+    /// (pause, resume, stop).
+    pub fn last_request_at(&self, i: &Instance) -> crate::store::Millis {
+        let since = Clock(self.origin)
+            .now()
+            .saturating_sub(i.last_activity.load(Ordering::Relaxed));
+        crate::store::now_millis().saturating_sub(since)
     }
 
     fn is_idle(&self, i: &Instance) -> bool {
