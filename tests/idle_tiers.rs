@@ -94,3 +94,101 @@ fn unix_millis() -> u64 {
         .unwrap()
         .as_millis() as u64
 }
+
+const SHORT_LIVED: &str = r#"
+package defs
+
+enable: "dozer": true
+services: "dozer": instances: [string]: {
+    image: "substrate-echo"
+    pause_after: "1s"
+    idle_timeout: "4s"
+}
+"#;
+
+/// Waits until Docker reports `id` paused.
+async fn wait_paused(id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !docker_paused(id) {
+        assert!(Instant::now() < deadline, "the idle container was not paused");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The second tier: a paused instance still idle at its `idle_timeout` is
+/// stopped and its container removed, as a running one would be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paused_instance_is_stopped_at_its_idle_timeout() {
+    example_images();
+    let ns = Namespace::new("pausestop");
+    let tmp = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(
+        &tmp.path().join("data"),
+        &test_defs(tmp.path(), &[("dozer.cue", SHORT_LIVED)]),
+        &ns.name,
+    );
+    daemon.fetch_json("/dozer/").await;
+    let last_request = Instant::now();
+    let id = ns.containers(false)[0].clone();
+    wait_paused(&id).await;
+    assert_eq!(
+        daemon.get_json("/substrate/v1/instances/dozer").await["state"],
+        "paused"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ns.containers(true).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the paused container was not stopped and removed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let idle = last_request.elapsed();
+    assert!(
+        idle >= Duration::from_secs(4),
+        "stopped after {idle:?}, before its idle timeout"
+    );
+    daemon.wait_no_instances(Duration::from_secs(10)).await;
+    // The next request starts a new instance.
+    let next = daemon.fetch_json("/dozer/").await;
+    assert!(next["hostname"].is_string(), "{next}");
+}
+
+/// A daemon restarted while an instance is paused re-attaches the paused
+/// container: shown paused, then resumed by the next request, which the
+/// same container answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paused_instance_is_reattached_after_a_restart() {
+    example_images();
+    let ns = Namespace::new("pausedrestart");
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let defs = test_defs(tmp.path(), &[("svc.cue", DEFS)]);
+    let mut daemon = Daemon::start(&data, &defs, &ns.name);
+    let redirect = http().get(daemon.url("/napper/")).send().await.unwrap();
+    let viewspec = redirect.headers()["location"]
+        .to_str()
+        .unwrap()
+        .trim_matches('/')
+        .to_owned();
+    let first = daemon.fetch_json(&format!("/{viewspec}/")).await;
+    let id = ns.containers(false)[0].clone();
+    wait_paused(&id).await;
+    daemon.signal_and_wait(libc::SIGKILL, Duration::from_secs(10)).unwrap();
+    drop(daemon);
+    assert!(
+        docker_paused(&id),
+        "the container did not stay paused without its daemon"
+    );
+
+    let daemon = Daemon::start(&data, &defs, &ns.name);
+    let path = format!("/substrate/v1/instances/{}", viewspec.replace(';', "%3B"));
+    let shown = daemon.get_json(&path).await;
+    assert_eq!(shown["state"], "paused", "{shown}");
+    assert_eq!(shown["attached"], true, "{shown}");
+    let again = daemon.fetch_json(&format!("/{viewspec}/again")).await;
+    assert_eq!(again["hostname"], first["hostname"], "restarted, not re-attached");
+    assert!(!docker_paused(&id), "still paused after serving");
+    assert_eq!(ns.containers(true), vec![id]);
+}

@@ -42,9 +42,15 @@ impl Activator {
                 continue;
             };
             claimed.insert(c.id.clone());
-            // Paused while idle, or by a checkpoint a crash interrupted:
-            // re-attached running; the reaper pauses it again when idle.
-            let _ = self.engine.unpause(&c.id).await;
+            // Paused while idle (its record says so): it stays paused, and
+            // the next request resumes it; a restart wakes no idle
+            // container. Any other pause (a checkpoint a crash cut short)
+            // is undone. A record that says paused of a container that is
+            // not costs the next request a failed unpause, nothing more.
+            let paused = record.state == InstanceState::Paused;
+            if !paused {
+                let _ = self.engine.unpause(&c.id).await;
+            }
             let injected = match (
                 crate::viewspec::Viewspec::parse(&key),
                 defs.services.get(&record.service),
@@ -82,7 +88,7 @@ impl Activator {
                 injected,
                 last_activity: AtomicU64::new(Clock(self.origin).now()),
                 open: AtomicUsize::new(0),
-                paused: Default::default(),
+                paused: std::sync::atomic::AtomicBool::new(paused),
                 cannot_pause: Default::default(),
                 pause_lock: Default::default(),
             });

@@ -159,6 +159,23 @@ impl Daemon {
             .expect("JSON body")
     }
 
+    /// Polls the admin instance list until it is empty: a stopped
+    /// instance's record goes just after its container.
+    pub async fn wait_no_instances(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let list = self.get_json("/substrate/v1/instances").await;
+            if list["instances"].as_array().is_some_and(|a| a.is_empty()) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "instances still listed after {timeout:?}: {list}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// `GET` of a front-door path (no token), as JSON.
     pub async fn fetch_json(&self, path: &str) -> serde_json::Value {
         http()
