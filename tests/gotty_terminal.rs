@@ -4,6 +4,8 @@
 //! protocol) reaches a shell working in `/spaces/data/tree`, and what the
 //! shell writes there is still there in a new container after `docker kill`
 //! (and not in another space). A WebSocket from a foreign `Origin` is refused.
+//! Two sessions on one URL share one container, `fork:` opens a terminal on
+//! a copy, and the files outlive idle reaping and a daemon restart.
 
 mod common;
 
@@ -201,4 +203,80 @@ fn references(page: &str) -> Vec<String> {
         }
     }
     found
+}
+
+/// The space of `viewspec` (`gotty;data=sp-…`).
+fn space_of(viewspec: &str) -> &str {
+    viewspec.split("data=").nth(1).expect("a data space")
+}
+
+/// Where a redirect for `path` leads, as a viewspec.
+async fn redirected(daemon: &Daemon, path: &str) -> String {
+    let resp = http().get(daemon.url(path)).send().await.unwrap();
+    assert_eq!(resp.status(), 307, "{path}");
+    resp.headers()["location"]
+        .to_str()
+        .unwrap()
+        .trim_matches('/')
+        .to_owned()
+}
+
+/// The rest of the seed's promise: one URL is one terminal wherever it is
+/// opened (two sessions, one container), `fork:` opens a terminal on a copy
+/// that then diverges, and the files outlive idle reaping and a restart of
+/// the daemon (`kill -9`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_terminal_is_shared_forked_and_kept_across_reaping_and_restarts() {
+    example_images();
+    let ns = Namespace::new("gottylife");
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let defs = test_defs(tmp.path(), &[]);
+    let flags = ["--idle-timeout", "2s", "--pause-after", "0"];
+    let mut daemon = Daemon::start_with(&data, &defs, &ns.name, &flags);
+    let viewspec = redirected(&daemon, "/gotty/").await;
+
+    // Two sessions on one URL: one container, one shared tree.
+    let mut first = Shell::open(&daemon, &viewspec).await;
+    let mut second = Shell::open(&daemon, &viewspec).await;
+    assert_eq!(ns.containers(false).len(), 1, "two containers for one URL");
+    first.run("echo hello > greeting.txt", 1).await;
+    let out = second.run("cat greeting.txt", 2).await;
+    assert!(
+        lines(&out).contains(&"hello"),
+        "the second session did not see the file:\n{out}"
+    );
+
+    // fork: a terminal on a copy, which then diverges from the original.
+    let fork = redirected(&daemon, &format!("/gotty;data=fork:{}/", space_of(&viewspec))).await;
+    assert_ne!(space_of(&fork), space_of(&viewspec));
+    let mut forked = Shell::open(&daemon, &fork).await;
+    let out = forked.run("cat greeting.txt && echo changed > greeting.txt", 3).await;
+    assert!(lines(&out).contains(&"hello"), "the fork lacks the file:\n{out}");
+    let out = first.run("cat greeting.txt", 4).await;
+    assert!(
+        lines(&out).contains(&"hello"),
+        "the fork's write reached the original:\n{out}"
+    );
+    drop((first, second, forked));
+
+    // Idle reaping (2 s with no session open) stops both; the files stay.
+    ns.wait_for("the idle terminals to be reaped", Duration::from_secs(30), |c| {
+        c.is_empty()
+    });
+    let mut shell = Shell::open(&daemon, &viewspec).await;
+    let out = shell.run("cat greeting.txt", 5).await;
+    assert!(lines(&out).contains(&"hello"), "lost after reaping:\n{out}");
+    drop(shell);
+
+    // A daemon killed and started again: the same URL, the same files.
+    daemon.signal_and_wait(libc::SIGKILL, Duration::from_secs(10)).unwrap();
+    drop(daemon);
+    daemon = Daemon::start_with(&data, &defs, &ns.name, &flags);
+    let mut shell = Shell::open(&daemon, &viewspec).await;
+    let out = shell.run("cat greeting.txt", 6).await;
+    assert!(lines(&out).contains(&"hello"), "lost after a restart:\n{out}");
+    let mut shell = Shell::open(&daemon, &fork).await;
+    let out = shell.run("cat greeting.txt", 7).await;
+    assert!(lines(&out).contains(&"changed"), "the fork lost its change:\n{out}");
 }
