@@ -321,10 +321,11 @@ fn schemas() -> Value {
                 "files": {"type": "integer", "minimum": 0},
                 "dirs": {"type": "integer", "minimum": 0},
                 "symlinks": {"type": "integer", "minimum": 0},
+                "specials": {"type": "integer", "minimum": 0, "description": "fifos and unix sockets made"},
                 "hard_links": {"type": "integer", "minimum": 0},
                 "bytes": {"type": "integer", "minimum": 0},
                 "xattrs": {"type": "integer", "minimum": 0},
-                "skipped": {"type": "integer", "minimum": 0},
+                "skipped": {"type": "integer", "minimum": 0, "description": "device nodes left out"},
                 "refused": {"type": "integer", "minimum": 0},
                 "warnings": {"type": "array", "items": {"type": "string"}}
             }

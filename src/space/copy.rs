@@ -3,18 +3,21 @@
 //! supports it and copying only their data ranges otherwise.
 //!
 //! What a copy keeps: directories, regular files, symlinks (as links, never
-//! followed: nothing outside the source is ever read through one), hard links
-//! within the tree (one inode in the copy per inode in the source, so the link
-//! count is kept), permission bits with setuid/setgid/sticky (set explicitly —
+//! followed: nothing outside the source is ever read through one), fifos and
+//! unix sockets (made anew as `cp -a` makes them: the node, not a peer or a
+//! listener), hard links within the tree (one inode in the copy per inode in
+//! the source, so the link count is kept, whatever the inode's kind),
+//! permission bits with setuid/setgid/sticky (set explicitly —
 //! a clone does not carry them), atimes and mtimes, ownership when running as
 //! root, extended attributes (`user.*`; as root also `trusted.*` and
 //! `security.*` such as file capabilities; POSIX ACLs, which are the
 //! `system.posix_acl_*` attributes) and holes: a sparse file stays sparse.
 //!
-//! What it does not keep, and says so: fifos, sockets and devices are skipped,
-//! and an attribute the target filesystem refuses is left out; each is counted
-//! and described in [`CopyStats::warnings`]. Ctimes and inode numbers cannot
-//! be kept by any copy.
+//! What it does not keep, and says so: device nodes are skipped (unlike
+//! `cp -a`: a space is data handed to containers, not a place for devices),
+//! and an attribute the target filesystem refuses is left out; each is
+//! counted and described in [`CopyStats::warnings`]. Ctimes and inode
+//! numbers cannot be kept by any copy.
 //!
 //! Which method works is a property of the filesystem, so it is probed once
 //! per data directory ([`probe`]) rather than tried and failed per file.
@@ -32,7 +35,7 @@ use std::fs::{self, File};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 
@@ -52,13 +55,15 @@ pub struct CopyStats {
     pub files: u64,
     pub dirs: u64,
     pub symlinks: u64,
+    /// Fifos and unix sockets made (each inode once).
+    pub specials: u64,
     /// Extra names made as hard links to an inode already copied.
     pub hard_links: u64,
     /// Logical bytes of the regular files copied.
     pub bytes: u64,
     /// Extended attributes copied (ACLs included).
     pub xattrs: u64,
-    /// Fifos, sockets and devices left out.
+    /// Device nodes left out (each name once).
     pub skipped: u64,
     /// Extended attributes the target refused or that could not be read.
     pub refused: u64,
@@ -79,6 +84,7 @@ impl CopyStats {
         self.files += o.files;
         self.dirs += o.dirs;
         self.symlinks += o.symlinks;
+        self.specials += o.specials;
         self.hard_links += o.hard_links;
         self.bytes += o.bytes;
         self.xattrs += o.xattrs;
@@ -154,8 +160,9 @@ pub fn copy_tree_with(src: &Path, dst: &Path, method: CopyMethod, threads: usize
                 work.stats.hard_links += 1;
             }
             None => {
-                copier.copy_entry(&rel, &to, &m, &mut work.stats)?;
-                first.insert((m.dev(), m.ino()), to);
+                if copier.copy_entry(&rel, &to, &m, &mut work.stats)? {
+                    first.insert((m.dev(), m.ino()), to);
+                }
             }
         }
     }
@@ -308,7 +315,7 @@ impl Copier<'_> {
             if m.is_dir() {
                 fs::create_dir(&to)?;
                 found.push(DirJob { rel, meta: m });
-            } else if m.nlink() > 1 && (m.file_type().is_file() || m.file_type().is_symlink()) {
+            } else if m.nlink() > 1 {
                 out.linked.push((rel, m));
             } else {
                 self.copy_entry(&rel, &to, &m, &mut out.stats)?;
@@ -317,8 +324,9 @@ impl Copier<'_> {
         Ok(())
     }
 
-    /// Copies one non-directory entry (a file, a symlink, or skips a special file).
-    fn copy_entry(&self, rel: &Path, to: &Path, m: &fs::Metadata, stats: &mut CopyStats) -> io::Result<()> {
+    /// Copies one non-directory entry (a file, a symlink, a fifo or a socket)
+    /// or skips a device node; says whether it made `to`.
+    fn copy_entry(&self, rel: &Path, to: &Path, m: &fs::Metadata, stats: &mut CopyStats) -> io::Result<bool> {
         let from = self.src_root.join(rel);
         let ft = m.file_type();
         if ft.is_file() {
@@ -334,14 +342,36 @@ impl Copier<'_> {
             copy_xattrs(rel, &Attrs::Path(&from), &Attrs::Path(to), stats)?;
             set_times(Target::Path(&c), m)?;
             stats.symlinks += 1;
+        } else if ft.is_fifo() || ft.is_socket() {
+            self.copy_special(rel, &from, to, m, stats)?;
+            stats.specials += 1;
         } else {
             stats.skipped += 1;
-            stats.warn(format!(
-                "skipped {}: a fifo, socket or device is not copied",
-                rel.display()
-            ));
+            stats.warn(format!("skipped {}: a device node is not copied", rel.display()));
+            return Ok(false);
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// Makes a fifo or a socket like the source's (`mknod`, as `cp -a`
+    /// does), then its owner, attributes, mode and times. Nothing opens it:
+    /// opening a fifo would wait for a writer.
+    fn copy_special(
+        &self,
+        rel: &Path,
+        from: &Path,
+        to: &Path,
+        m: &fs::Metadata,
+        stats: &mut CopyStats,
+    ) -> io::Result<()> {
+        let c = cpath(to)?;
+        check(unsafe { libc::mknod(c.as_ptr(), (m.mode() & libc::S_IFMT) | 0o600, 0) })?;
+        if self.as_root {
+            check(unsafe { libc::lchown(c.as_ptr(), m.uid(), m.gid()) })?;
+        }
+        copy_xattrs(rel, &Attrs::Path(from), &Attrs::Path(to), stats)?;
+        check(unsafe { libc::chmod(c.as_ptr(), m.mode() & 0o7777) })?;
+        set_times(Target::Path(&c), m)
     }
 
     /// Copies a regular file: contents, then owner, attributes, mode and
@@ -607,10 +637,10 @@ pub fn sync_dir(path: &Path) -> io::Result<()> {
     File::open(path)?.sync_all()
 }
 
-/// A tree as what a faithful copy must keep: per relative path, the kind,
-/// the contents' SHA-256 or the link target, mode, mtime, owner, extended
-/// attributes and, for an inode with several names, its first name (in
-/// walk order) and link count. Allocation is left out: it is compared with
+/// A tree as what a faithful copy must keep: per relative path, the kind
+/// (with a device's numbers), the contents' SHA-256 or the link target,
+/// mode, mtime to the nanosecond, owner, extended attributes and, for an
+/// inode with several names, its first name (in walk order) and link count. Allocation is left out: it is compared with
 /// a tolerance by [`allocated`]. Tests compare copies with it.
 pub fn snapshot(root: &Path) -> io::Result<BTreeMap<String, String>> {
     use sha2::{Digest, Sha256};
@@ -643,9 +673,31 @@ pub fn snapshot(root: &Path) -> io::Result<BTreeMap<String, String>> {
             String::new()
         };
         let mode = m.mode() & 0o7777;
-        let desc = if m.file_type().is_symlink() {
+        let ft = m.file_type();
+        let desc = if ft.is_symlink() {
             let target = fs::read_link(e.path())?;
-            format!("link {} mtime {} {owner}{attrs}{inode}", target.display(), m.mtime())
+            format!(
+                "link {} mtime {}.{} {owner}{attrs}{inode}",
+                target.display(),
+                m.mtime(),
+                m.mtime_nsec()
+            )
+        } else if ft.is_fifo() || ft.is_socket() || ft.is_char_device() || ft.is_block_device() {
+            let kind = match () {
+                _ if ft.is_fifo() => "fifo".to_owned(),
+                _ if ft.is_socket() => "socket".to_owned(),
+                _ => format!(
+                    "{} device {}:{}",
+                    if ft.is_char_device() { "char" } else { "block" },
+                    libc::major(m.rdev()),
+                    libc::minor(m.rdev())
+                ),
+            };
+            format!(
+                "{kind} {mode:o} mtime {}.{} {owner}{attrs}{inode}",
+                m.mtime(),
+                m.mtime_nsec()
+            )
         } else if m.is_dir() {
             format!("dir {mode:o} mtime {}.{} {owner}{attrs}", m.mtime(), m.mtime_nsec())
         } else {
@@ -705,20 +757,48 @@ pub fn allocated(root: &Path) -> io::Result<BTreeMap<String, u64>> {
 mod tests {
     use super::*;
 
+    fn mknod(path: &Path, kind: libc::mode_t, dev: libc::dev_t) {
+        let c = cpath(path).unwrap();
+        let r = unsafe { libc::mknod(c.as_ptr(), kind | 0o640, dev) };
+        assert_eq!(r, 0, "mknod {}: {}", path.display(), io::Error::last_os_error());
+    }
+
     #[test]
-    fn special_files_are_skipped_counted_and_described() {
+    fn fifos_and_sockets_are_made_with_their_links_and_devices_are_skipped_and_described() {
         let tmp = tempfile::tempdir().unwrap();
         let src = tmp.path().join("src");
-        fs::create_dir(&src).unwrap();
+        fs::create_dir_all(src.join("sub")).unwrap();
         fs::write(src.join("kept"), "x").unwrap();
-        let fifo = std::ffi::CString::new(src.join("pipe").as_os_str().as_bytes()).unwrap();
-        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
-        let stats = copy_tree(&src, &tmp.path().join("dst"), CopyMethod::Copy).unwrap();
-        assert_eq!((stats.files, stats.skipped), (1, 1));
-        assert_eq!(stats.warnings.len(), 1);
-        assert!(stats.warnings[0].contains("pipe"), "{:?}", stats.warnings);
-        assert!(tmp.path().join("dst/kept").exists());
-        assert!(fs::symlink_metadata(tmp.path().join("dst/pipe")).is_err());
+        mknod(&src.join("pipe"), libc::S_IFIFO, 0);
+        fs::hard_link(src.join("pipe"), src.join("sub/pipe-again")).unwrap();
+        mknod(&src.join("sock"), libc::S_IFSOCK, 0);
+        let as_root = unsafe { libc::geteuid() } == 0;
+        if as_root {
+            mknod(&src.join("null"), libc::S_IFCHR, libc::makedev(1, 3));
+        } else {
+            println!("not root: no device node in this tree");
+        }
+        let dst = tmp.path().join("dst");
+        let stats = copy_tree(&src, &dst, CopyMethod::Copy).unwrap();
+        assert_eq!((stats.files, stats.specials, stats.hard_links), (1, 2, 1));
+        let pipe = fs::symlink_metadata(dst.join("pipe")).unwrap();
+        assert!(pipe.file_type().is_fifo());
+        assert_eq!((pipe.mode() & 0o7777, pipe.nlink()), (0o640, 2));
+        assert_eq!(
+            pipe.ino(),
+            fs::symlink_metadata(dst.join("sub/pipe-again")).unwrap().ino()
+        );
+        assert!(fs::symlink_metadata(dst.join("sock")).unwrap().file_type().is_socket());
+        if as_root {
+            assert_eq!(stats.skipped, 1);
+            assert_eq!(stats.warnings.len(), 1);
+            assert!(stats.warnings[0].contains("null"), "{:?}", stats.warnings);
+            assert!(fs::symlink_metadata(dst.join("null")).is_err());
+            fs::remove_file(src.join("null")).unwrap();
+        } else {
+            assert_eq!((stats.skipped, stats.warnings.len()), (0, 0));
+        }
+        assert_eq!(snapshot(&src).unwrap(), snapshot(&dst).unwrap());
     }
 
     #[test]
