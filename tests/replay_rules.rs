@@ -66,12 +66,45 @@ async fn a_post_that_reached_the_container_is_not_sent_again() {
     }
 }
 
-/// The PID of a container's init process, for `nsenter`.
-fn container_pid(ns: &Namespace) -> String {
-    let id = ns.wait_for("the echo container", Duration::from_secs(30), |c| c.len() == 1)[0].clone();
-    let out = docker(&["inspect", "-f", "{{.State.Pid}}", &id]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    stdout(&out).trim().to_owned()
+/// Kills the established server-side sockets (port 8080) in the network
+/// namespaces of the given container processes every 20 ms, with
+/// `nsenter … ss -K`, until stopped.
+struct SocketKiller {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<usize>,
+}
+
+impl SocketKiller {
+    fn start(pids: Vec<String>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut kills = 0;
+            while !stopped.load(Ordering::Relaxed) {
+                for pid in &pids {
+                    let out = Command::new("nsenter")
+                        .args(["-t", pid, "-n", "ss", "-K", "state", "established", "( sport = :8080 )"])
+                        .output()
+                        .expect("nsenter ss -K");
+                    assert!(
+                        out.status.success(),
+                        "ss -K failed: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    kills += String::from_utf8_lossy(&out.stdout).lines().count().saturating_sub(1);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            kills
+        });
+        Self { stop, thread }
+    }
+
+    /// Stops killing; how many sockets were killed.
+    fn stop(self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("the socket killer panicked")
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -82,39 +115,10 @@ async fn keep_alive_connections_killed_under_load_are_retried_not_failed() {
     let daemon = Daemon::start(&tmp.path().join("data"), &test_defs(tmp.path(), &[]), &ns.name);
     let warm: serde_json::Value = daemon.fetch_json("/echo/").await;
     let host = warm["hostname"].as_str().unwrap().to_owned();
-    let pid = container_pid(&ns);
+    let pid = service_pid(&ns, "echo");
 
     // Kill the container's established server-side sockets every 20 ms.
-    let stop = Arc::new(AtomicBool::new(false));
-    let killer = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut kills = 0;
-            while !stop.load(Ordering::Relaxed) {
-                let out = Command::new("nsenter")
-                    .args([
-                        "-t",
-                        &pid,
-                        "-n",
-                        "ss",
-                        "-K",
-                        "state",
-                        "established",
-                        "( sport = :8080 )",
-                    ])
-                    .output()
-                    .expect("nsenter ss -K");
-                assert!(
-                    out.status.success(),
-                    "ss -K failed: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                kills += String::from_utf8_lossy(&out.stdout).lines().count().saturating_sub(1);
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            kills
-        })
-    };
+    let killer = SocketKiller::start(vec![pid]);
     let clients = (0..8).map(|_| {
         let base = daemon.url("/echo/load");
         tokio::spawn(async move {
@@ -132,8 +136,7 @@ async fn keep_alive_connections_killed_under_load_are_retried_not_failed() {
         })
     });
     let results = futures_util::future::join_all(clients).await;
-    stop.store(true, Ordering::Relaxed);
-    let killed = killer.join().unwrap();
+    let killed = killer.stop();
     let failures: Vec<String> = results.into_iter().flat_map(|r| r.unwrap()).collect();
     assert!(killed > 0, "ss -K killed no connection: the test proved nothing");
     assert!(
@@ -207,29 +210,7 @@ async fn killed_keep_alive_connections_retry_puts_and_never_send_a_post_twice() 
     };
     assert_eq!(containers_before.len(), 2, "{containers_before:?}");
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let killer = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut kills = 0;
-            while !stop.load(Ordering::Relaxed) {
-                for pid in &pids {
-                    let out = Command::new("nsenter")
-                        .args(["-t", pid, "-n", "ss", "-K", "state", "established", "( sport = :8080 )"])
-                        .output()
-                        .expect("nsenter ss -K");
-                    assert!(
-                        out.status.success(),
-                        "ss -K failed: {}",
-                        String::from_utf8_lossy(&out.stderr)
-                    );
-                    kills += String::from_utf8_lossy(&out.stdout).lines().count().saturating_sub(1);
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            kills
-        })
-    };
+    let killer = SocketKiller::start(pids.to_vec());
     let clients = (0..8).map(|c| {
         let put_url = daemon.url("/echo/put");
         let post_url = daemon.url(&format!("/{notes}/notes"));
@@ -259,8 +240,7 @@ async fn killed_keep_alive_connections_retry_puts_and_never_send_a_post_twice() 
         })
     });
     let results = futures_util::future::join_all(clients).await;
-    stop.store(true, Ordering::Relaxed);
-    let killed = killer.join().unwrap();
+    let killed = killer.stop();
     assert!(killed > 0, "ss -K killed no connection: the test proved nothing");
 
     // What notes executed: one file per POST, holding its text.
