@@ -56,7 +56,10 @@
 //! - types `string int float number bool bytes _`; `&`, `|` with defaults
 //!   `*`; bounds `< <= > >= !=`; `=~` / `!~` as operators and constraints
 //!   (RE2 syntax via the `regex` crate); `x == _|_` / `x != _|_` existence
-//!   tests; comparisons, `&& || !`, `+ - * /`, string `+` and `*`;
+//!   tests; comparisons (`==`/`!=` also on lists of scalars), `&& || !`,
+//!   `+ - * /`, string and bytes `+` and `*`; an embedded value beside
+//!   only definitions and hidden fields (`{int, #default: 80}`) is that
+//!   value, its definitions still selectable;
 //! - builtins: `len close and or div mod quo rem`; `strings` (Join Split
 //!   HasPrefix HasSuffix TrimPrefix TrimSuffix TrimSpace ToUpper ToLower
 //!   Contains Replace Repeat), `list` (Concat Contains FlattenN Sum Range

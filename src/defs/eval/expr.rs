@@ -362,6 +362,8 @@ impl<'a> Evaluator<'a> {
                     }
                 } else if a == Value::Null || b == Value::Null {
                     false
+                } else if let Some(eq) = scalar_lists_equal(&a, &b) {
+                    eq
                 } else {
                     return self.bottom(
                         rpos,
@@ -464,6 +466,33 @@ impl<'a> Evaluator<'a> {
             BinOp::Or | BinOp::And => Value::Top,
         }
     }
+}
+
+/// `==` on two lists whose elements are concrete scalars or such lists:
+/// element by element, as the reference compares them (`[1] == [1.0]`).
+/// None for anything else (structs, incomplete values), whose comparison
+/// the reference answers in ways of its own.
+fn scalar_lists_equal(a: &Value, b: &Value) -> Option<bool> {
+    let (Value::List(x), Value::List(y)) = (a, b) else {
+        return None;
+    };
+    let mut eq = x.elems.len() == y.elems.len();
+    for (p, q) in x.elems.iter().zip(&y.elems) {
+        let (p, q) = (p.default(), q.default());
+        let same = match (&p, &q) {
+            (Value::List(_), Value::List(_)) => scalar_lists_equal(&p, &q)?,
+            _ if p.is_concrete_scalar() && q.is_concrete_scalar() => {
+                let num = |v: &Value| matches!(v, Value::Int(_) | Value::Float(..));
+                if !(num(&p) && num(&q) || p.kind_bit() == q.kind_bit()) {
+                    return None;
+                }
+                equal(&p, &q)
+            }
+            _ => return None,
+        };
+        eq &= same;
+    }
+    Some(eq)
 }
 
 /// Floats are binary here but decimal in CUE: round to 15 significant

@@ -727,10 +727,13 @@ impl<'a> Evaluator<'a> {
             }
             _ => false,
         };
+        // (definitions and hidden fields beside an embedded value do not
+        // make it a struct: `{int, #default: 80}` is an int)
+        let not_regular = |d: &Decl| matches!(d, Decl::Field(Field { label: Label::Name { name, quoted: false }, .. }) if name.starts_with(['#', '_']));
         let only_embeds = decls.iter().any(|d| matches!(d, Decl::Embed(_)) || yields_value(d))
             && decls
                 .iter()
-                .all(|d| matches!(d, Decl::Embed(_) | Decl::Let { .. }) || yields_value(d));
+                .all(|d| matches!(d, Decl::Embed(_) | Decl::Let { .. }) || yields_value(d) || not_regular(d));
         if !only_embeds {
             self.vs[v].is_struct = true;
         } else {
@@ -1190,7 +1193,12 @@ impl<'a> Evaluator<'a> {
     }
 
     fn compute_list(&mut self, v: VId) -> Value {
-        let n = self.vs[v].arcs.len();
+        // elements only: a hidden field or definition beside an embedded
+        // list (`{_h: 1, [1, 2]}`) is not one
+        let arcs: Vec<VId> = (self.vs[v].arcs.iter().copied())
+            .filter(|&a| !self.vs[a].hidden && !self.vs[a].is_def)
+            .collect();
+        let n = arcs.len();
         for &(len, open, pos) in &self.vs[v].lists {
             if (!open && len != n) || (open && len > n) {
                 let longest = self.vs[v].lists.iter().map(|l| l.0).max().unwrap_or(0);
@@ -1199,7 +1207,6 @@ impl<'a> Evaluator<'a> {
                 return self.bottom(pos, m);
             }
         }
-        let arcs = self.vs[v].arcs.clone();
         let mut elems = Vec::with_capacity(n);
         for a in arcs {
             let e = self.materialize(a);

@@ -91,6 +91,13 @@ impl<'a> Evaluator<'a> {
                     None => Err(self.err(pos, format!("undefined field: {name}"))),
                 };
             }
+            // a definition or hidden field beside an embedded scalar
+            // (`a: {"x", #y: 1}`, `a.#y`)
+            if let Some(&a) = wx.arc_index.get(name) {
+                if self.vs[a].is_def || self.vs[a].hidden {
+                    return Ok(Target::Vertex(a));
+                }
+            }
         }
         match self.target_value(t).default() {
             Value::Struct(s) => match s.fields.iter().find(|f| f.label == name) {
