@@ -267,6 +267,17 @@ pub fn call(name: &str, args: &[Value]) -> CallResult {
                 if *st == 0 {
                     return Err(CallError::Bad("list.Range: step must be non zero".into()));
                 }
+                // as the reference: a range running away from its end is an error
+                if *st > 0 && b < a {
+                    return Err(CallError::Bad(
+                        "list.Range: end must be greater than start when step is positive".into(),
+                    ));
+                }
+                if *st < 0 && b > a {
+                    return Err(CallError::Bad(
+                        "list.Range: end must be less than start when step is negative".into(),
+                    ));
+                }
                 let mut out = Vec::new();
                 let mut i = *a;
                 while (*st > 0 && i < *b) || (*st < 0 && i > *b) {
