@@ -155,3 +155,22 @@ fn budget_exceeded_says_where() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn missing_and_optional_fields_point_at_the_selector() {
+    // as cue: the label after the dot, not the start of the reference
+    check("a: {}\nc: a.b\n", 2, 6, "undefined field");
+    check("a: {b: {}}\nc: a.b.x.y\n", 2, 8, "undefined field");
+    check("a: {b?: 1}\nc: a.b + 1\n", 2, 6, "cannot reference optional field b");
+    check("a: {b?: 1}\nc: [a.b]\n", 2, 7, "cannot reference optional field b");
+}
+
+#[test]
+fn let_redeclared_points_at_the_second() {
+    check(
+        "let x = 1\nlet x = 2\na: x\n",
+        2,
+        1,
+        "alias \"x\" redeclared in same scope",
+    );
+}

@@ -90,7 +90,7 @@ pub enum Lit {
     Null,
     Bool(bool),
     Int(i64),
-    Float(f64),
+    Float(f64, crate::defs::value::Exp),
     Str(String),
     Bytes(Vec<u8>),
 }
@@ -146,7 +146,9 @@ pub enum ExprKind {
         elems: Vec<Expr>,
         tail: Option<Box<Expr>>,
     },
-    Select(Box<Expr>, String),
+    /// `x.name`, with the position of `name` (where a missing or optional
+    /// field is reported).
+    Select(Box<Expr>, String, Pos),
     Index(Box<Expr>, Box<Expr>),
     Unary(UnOp, Box<Expr>),
     Binary(BinOp, Box<Expr>, Box<Expr>),

@@ -66,7 +66,11 @@ fn walk(
         Value::Null => J::Null,
         Value::Bool(b) => J::Bool(*b),
         Value::Int(i) => J::from(*i),
-        Value::Float(f) => serde_json::Number::from_f64(*f).map(J::Number).unwrap_or(J::Null),
+        // a float CUE prints without a point (`6 / 3` is `2`) is written so
+        Value::Float(f, e) => match crate::defs::value::fmt_float(*f, *e).parse::<i64>() {
+            Ok(i) => J::from(i),
+            Err(_) => serde_json::Number::from_f64(*f).map(J::Number).unwrap_or(J::Null),
+        },
         Value::Str(s) => J::String(s.to_string()),
         // as `cue export` does: standard base64
         Value::Bytes(b) => J::String(base64::engine::general_purpose::STANDARD.encode(b)),

@@ -56,7 +56,10 @@
 //! - types `string int float number bool bytes _`; `&`, `|` with defaults
 //!   `*`; bounds `< <= > >= !=`; `=~` / `!~` as operators and constraints
 //!   (RE2 syntax via the `regex` crate); `x == _|_` / `x != _|_` existence
-//!   tests; comparisons, `&& || !`, `+ - * /`, string `+` and `*`;
+//!   tests; comparisons (`==`/`!=` also on lists of scalars), `&& || !`,
+//!   `+ - * /`, string and bytes `+` and `*`; an embedded value beside
+//!   only definitions and hidden fields (`{int, #default: 80}`) is that
+//!   value, its definitions still selectable;
 //! - builtins: `len close and or div mod quo rem`; `strings` (Join Split
 //!   HasPrefix HasSuffix TrimPrefix TrimSuffix TrimSpace ToUpper ToLower
 //!   Contains Replace Repeat), `list` (Concat Contains FlattenN Sum Range
@@ -83,8 +86,12 @@
 //!   inside them are not reported (as in CUE); definitions are evaluated and
 //!   their conflicts reported, their incomplete values are not;
 //! - floats are binary `f64` rounded to 15 significant digits after
-//!   arithmetic (CUE uses decimals); printed in Rust notation (`1500.0`
-//!   where cue prints `1.5E+3`);
+//!   arithmetic (CUE uses decimals), each carrying its decimal exponent
+//!   (`value::Exp`: from the literal, then apd's rules for `+ - * /`) so
+//!   that interpolation and `json.Marshal` print CUE's text (`2.50`,
+//!   `1E+3`, `6 / 3` is `2`); a float of 15 or more significant digits
+//!   (`1 / 3`) is "not supported" as text, and builtin results (and
+//!   `json.Unmarshal`) print their shortest digits;
 //! - integers are 64-bit; overflow is an "is not supported" error;
 //! - every evaluation is bounded (`budget.rs`): work steps and estimated
 //!   bytes, both proportional to the source size; past either, one error
@@ -92,7 +99,8 @@
 //!
 //! Outside the subset, and reported as "… is not supported by Substrate's
 //! CUE subset" with a position: slices, list arithmetic, number
-//! multipliers (`1Ki`), integers beyond 64 bits, typed struct ellipses
+//! multipliers (`1Ki`), integers beyond 64 bits (in `json.Unmarshal`
+//! too), floats of 15+ digits as text, typed struct ellipses
 //! (`...T`), value aliases (`X=expr`), multi-line bytes and interpolation in
 //! bytes, imports other than the above, other builtins (and
 //! `list.Ascending` / `list.Descending` unified with more than
@@ -102,8 +110,7 @@
 //! values (elements do not see fields filled in by other conjuncts);
 //! comprehensions are run once per struct in source order, so one that
 //! reads fields produced by a *later* comprehension sees them missing;
-//! hidden fields are not scoped per package; `\d` and `\w` in regular
-//! expressions are Unicode-aware (ASCII in Go); a disjunction alternative
+//! hidden fields are not scoped per package; a disjunction alternative
 //! that names the field it belongs to (`b: {type: "b"}`, `b: #A | b`)
 //! fails as a cycle, where CUE takes it as adding nothing (`{type: "b"}`),
 //! so such inputs are rejected (and `a: 1 | a` gives 1, where CUE finds

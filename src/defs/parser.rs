@@ -227,7 +227,14 @@ impl Parser<'_> {
                 }
                 _ => {}
             }
-            out.push(self.decl()?);
+            let d = self.decl()?;
+            if let Decl::Let { name, pos, .. } = &d {
+                let again = out.iter().any(|e| matches!(e, Decl::Let { name: n, .. } if n == name));
+                if again {
+                    return Err(self.err(*pos, format!("alias \"{name}\" redeclared in same scope")));
+                }
+            }
+            out.push(d);
             self.end_decl()?;
         }
     }
@@ -485,7 +492,11 @@ impl Parser<'_> {
                 pos: vpos,
             }
         } else {
-            self.expr()?
+            let e = self.expr()?;
+            if matches!(e.kind, ExprKind::Ident(_)) && matches!(self.peek(), Tok::P("=")) {
+                return Err(self.err(e.pos, unsupported("an alias of a value (X=expr)")));
+            }
+            e
         };
         self.depth -= 1;
         let mut attrs = Vec::new();
@@ -577,6 +588,18 @@ impl Parser<'_> {
             Tok::P("!~") => UnOp::NotMatch,
             _ => return self.primary(),
         };
+        // `-9223372036854775808`: the literal alone would not fit in 64 bits
+        if let (UnOp::Neg, Tok::Int(s)) = (op, self.peek_at(1)) {
+            if let Ok(n) = format!("-{s}").parse::<i64>() {
+                if n == i64::MIN {
+                    self.i += 2;
+                    return Ok(Expr {
+                        kind: ExprKind::Lit(Lit::Int(n)),
+                        pos,
+                    });
+                }
+            }
+        }
         self.i += 1;
         self.enter()?;
         let e = self.unary();
@@ -602,6 +625,7 @@ impl Parser<'_> {
             match Tok::P(next) {
                 Tok::P(".") => {
                     self.i += 1;
+                    let name_pos = self.pos();
                     let name = match self.next() {
                         Token { tok: Tok::Ident(n), .. } => n,
                         Token { tok: Tok::Str(p), pos } => match p.as_slice() {
@@ -619,7 +643,7 @@ impl Parser<'_> {
                     };
                     let pos = e.pos;
                     e = Expr {
-                        kind: ExprKind::Select(Box::new(e), name),
+                        kind: ExprKind::Select(Box::new(e), name, name_pos),
                         pos,
                     };
                 }
@@ -680,7 +704,7 @@ impl Parser<'_> {
             },
             Tok::Int(s) => ExprKind::Lit(Lit::Int(self.int(&s, pos)?)),
             Tok::Float(s) => match s.parse::<f64>() {
-                Ok(f) if f.is_finite() => ExprKind::Lit(Lit::Float(f)),
+                Ok(f) if f.is_finite() => ExprKind::Lit(Lit::Float(f, crate::defs::value::Exp::of_literal(&s))),
                 _ => return Err(self.err(pos, unsupported("a float literal outside the 64-bit range"))),
             },
             Tok::Str(parts) => self.string(parts)?,

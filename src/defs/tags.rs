@@ -49,17 +49,35 @@ fn parse_tag(body: &str, pos: Pos, files: &Files) -> Result<Tag, CueError> {
 fn literal(tag: &Tag, text: &str, pos: Pos, files: &Files) -> Result<Lit, CueError> {
     match tag.kind {
         Kind::Str => Ok(Lit::Str(text.to_string())),
-        Kind::Int => text
-            .trim()
-            .parse::<i64>()
+        Kind::Int => int_literal(text.trim())
             .map(Lit::Int)
-            .map_err(|_| files.err(pos, format!("@tag({}): {text:?} is not an int", tag.key))),
+            .ok_or_else(|| files.err(pos, format!("@tag({}): {text:?} is not an int", tag.key))),
         Kind::Bool => match text.trim() {
             "true" => Ok(Lit::Bool(true)),
             "false" => Ok(Lit::Bool(false)),
             _ => Err(files.err(pos, format!("@tag({}): {text:?} is not a bool", tag.key))),
         },
     }
+}
+
+/// An integer written as in CUE: `-5`, `1_000`, `0x10`, `0o7`, `0b1`.
+fn int_literal(text: &str) -> Option<i64> {
+    let (neg, t) = match text.strip_prefix('-') {
+        Some(t) => (true, t),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let t = t.replace('_', "");
+    let (digits, radix) = match t.get(..2) {
+        Some("0x" | "0X") => (&t[2..], 16),
+        Some("0o" | "0O") => (&t[2..], 8),
+        Some("0b" | "0B") => (&t[2..], 2),
+        _ => (t.as_str(), 10),
+    };
+    if digits.is_empty() || digits.starts_with(['+', '-']) {
+        return None;
+    }
+    let sign = if neg { "-" } else { "" };
+    i64::from_str_radix(&format!("{sign}{digits}"), radix).ok()
 }
 
 /// Binds the tagged fields of `parsed` to `values`; returns the names of
@@ -72,7 +90,7 @@ pub fn apply(
     let mut used = BTreeSet::new();
     let mut errs = Vec::new();
     for f in parsed.iter_mut() {
-        walk(&mut f.body, values, files, &mut used, &mut errs, 0);
+        walk(&mut f.body, values, files, &mut used, &mut errs, 0, None);
     }
     if errs.is_empty() {
         Ok(used)
@@ -88,6 +106,7 @@ fn walk(
     used: &mut BTreeSet<String>,
     errs: &mut Vec<CueError>,
     depth: usize,
+    within: Option<&'static str>,
 ) {
     // the parser bounds nesting; this only guards against surprises
     if depth > 2000 {
@@ -97,21 +116,22 @@ fn walk(
         ExprKind::Struct(decls) => {
             for d in decls {
                 match d {
-                    Decl::Field(f) => field(f, values, files, used, errs, depth),
-                    Decl::Comprehension { body, .. } => walk(body, values, files, used, errs, depth + 1),
-                    Decl::Embed(x) => walk(x, values, files, used, errs, depth + 1),
+                    Decl::Field(f) => field(f, values, files, used, errs, depth, within),
+                    Decl::Comprehension { body, .. } => walk(body, values, files, used, errs, depth + 1, within),
+                    Decl::Embed(x) => walk(x, values, files, used, errs, depth + 1, within),
                     _ => {}
                 }
             }
         }
         ExprKind::Binary(_, l, r) => {
-            walk(l, values, files, used, errs, depth + 1);
-            walk(r, values, files, used, errs, depth + 1);
+            walk(l, values, files, used, errs, depth + 1, within);
+            walk(r, values, files, used, errs, depth + 1, within);
         }
-        ExprKind::Paren(x) | ExprKind::Unary(_, x) => walk(x, values, files, used, errs, depth + 1),
+        ExprKind::Paren(x) | ExprKind::Unary(_, x) => walk(x, values, files, used, errs, depth + 1, within),
+        // as cue: a tag inside a list or an optional field is an error
         ExprKind::List { elems, .. } => {
             for x in elems {
-                walk(x, values, files, used, errs, depth + 1);
+                walk(x, values, files, used, errs, depth + 1, Some("lists"));
             }
         }
         _ => {}
@@ -125,10 +145,16 @@ fn field(
     used: &mut BTreeSet<String>,
     errs: &mut Vec<CueError>,
     depth: usize,
+    within: Option<&'static str>,
 ) {
-    walk(&mut f.value, values, files, used, errs, depth + 1);
+    let within = within.or(f.optional.then_some("optional fields"));
+    walk(&mut f.value, values, files, used, errs, depth + 1, within);
     for (name, body, pos) in &f.attrs {
         if name != "tag" {
+            continue;
+        }
+        if let Some(w) = within {
+            errs.push(files.err(*pos, format!("@tag not allowed within {w}")));
             continue;
         }
         let tag = match parse_tag(body, *pos, files) {

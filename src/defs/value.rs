@@ -72,6 +72,8 @@ pub struct StructV {
     pub fields: Vec<FieldV>,
     /// Closed (from a definition): unifying with an unknown field fails.
     pub closed: bool,
+    /// Declared `...`: `close()` leaves it open, as the reference does.
+    pub open: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -88,7 +90,7 @@ pub enum Value {
     Null,
     Bool(bool),
     Int(i64),
-    Float(f64),
+    Float(f64, Exp),
     Str(Rc<str>),
     Bytes(Rc<[u8]>),
     Basic(Rc<Basic>),
@@ -121,7 +123,7 @@ impl Value {
             Value::Null => K_NULL,
             Value::Bool(_) => K_BOOL,
             Value::Int(_) => K_INT,
-            Value::Float(_) => K_FLOAT,
+            Value::Float(..) => K_FLOAT,
             Value::Str(_) => K_STRING,
             Value::Bytes(_) => K_BYTES,
             Value::Struct(_) => K_STRUCT,
@@ -149,7 +151,7 @@ impl Value {
     pub fn is_concrete_scalar(&self) -> bool {
         matches!(
             self,
-            Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) | Value::Str(_) | Value::Bytes(_)
+            Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(..) | Value::Str(_) | Value::Bytes(_)
         )
     }
 }
@@ -189,14 +191,142 @@ fn kind_name(k: u8) -> String {
         .join(" | ")
 }
 
-/// Formats a float the way CUE source and JSON both accept.
-pub fn fmt_float(f: f64) -> String {
-    let s = format!("{f:?}");
-    if s.contains('.') || s.contains('e') || s.contains("inf") || s.contains("NaN") {
-        s
-    } else {
-        format!("{s}.0")
+/// A float's decimal exponent as CUE keeps it: `1.50` is 150×10⁻², `1e3`
+/// is 1×10³, `6 / 3` is 2×10⁰. It decides the float's text (`1.50`,
+/// `1E+3`, `2`), never its value, so any two compare equal. `None` when
+/// unknown (builtin results): the shortest digits are printed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Exp(pub Option<i32>);
+
+impl PartialEq for Exp {
+    fn eq(&self, _: &Self) -> bool {
+        true
     }
+}
+
+impl Exp {
+    /// The exponent of a float literal's text (`1.50` → -2, `1.0e2` → 1).
+    pub fn of_literal(text: &str) -> Exp {
+        let t = text.replace('_', "");
+        let (mant, e) = match t.find(['e', 'E']) {
+            Some(i) => (&t[..i], t[i + 1..].parse::<i32>().ok()),
+            None => (t.as_str(), Some(0)),
+        };
+        let frac = mant.split_once('.').map_or(0, |(_, f)| f.len() as i32);
+        Exp(e.map(|e| e - frac))
+    }
+
+    /// The exponent of an integer operand.
+    pub const INT: Exp = Exp(Some(0));
+
+    /// `x + y`, `x - y`: the smaller exponent.
+    pub fn add(self, o: Exp) -> Exp {
+        Exp(self.0.zip(o.0).map(|(a, b)| a.min(b)))
+    }
+
+    /// `x * y`: the sum.
+    pub fn mul(self, o: Exp) -> Exp {
+        Exp(self.0.zip(o.0).and_then(|(a, b)| a.checked_add(b)))
+    }
+
+    /// `x / y` giving `r`: the ideal exponent (x's less y's) unless the
+    /// quotient needs more digits than that.
+    pub fn div(self, o: Exp, r: f64) -> Exp {
+        let ideal = self.0.zip(o.0).and_then(|(a, b)| a.checked_sub(b));
+        Exp(ideal.map(|i| i.min(shortest(r).1)))
+    }
+}
+
+/// The shortest decimal digits of `f` (no sign) and their exponent.
+fn shortest(f: f64) -> (String, i32) {
+    let sci = format!("{:e}", f.abs());
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let n = digits.len() as i32;
+    (digits, exp - (n - 1))
+}
+
+/// Formats a float the way CUE prints a decimal (and JSON accepts):
+/// coefficient and exponent as the value carries them, plain while the
+/// exponent is at most 0 and the number not too small (`0.000001`, `2.50`,
+/// `100.0`, `2`), otherwise `1.5E-7` / `1E+3`. Without a known exponent,
+/// from the shortest digits, integral values as `N.0`.
+pub fn fmt_float(f: f64, e: Exp) -> String {
+    if !f.is_finite() {
+        return format!("{f:?}");
+    }
+    if let Some(text) = e.0.and_then(|e| decimal_text(f, e)) {
+        return text;
+    }
+    if f == 0.0 {
+        return "0.0".into();
+    }
+    if f.fract() == 0.0 && f.abs() < 1e16 {
+        return format!("{f:.1}");
+    }
+    let (digits, exp) = shortest(f);
+    let sign = if f < 0.0 { "-" } else { "" };
+    let adj = exp + digits.len() as i32 - 1;
+    if f.fract() != 0.0 && adj >= -6 {
+        return format!("{f}");
+    }
+    format!("{sign}{}", sci_text(&digits, adj))
+}
+
+/// `d.dddE±adj`.
+fn sci_text(digits: &str, adj: i32) -> String {
+    let (first, rest) = digits.split_at(1);
+    let dot = if rest.is_empty() { "" } else { "." };
+    format!("{first}{dot}{rest}E{}{}", if adj < 0 { '-' } else { '+' }, adj.abs())
+}
+
+/// apd's text of `f` as coefficient × 10^`e`; None when the coefficient is
+/// not an integer of at most 15 digits (the binary value cannot say).
+fn decimal_text(f: f64, e: i32) -> Option<String> {
+    if !(-40..=40).contains(&e) {
+        return None;
+    }
+    let c = if e >= 0 {
+        f.abs() / 10f64.powi(e)
+    } else {
+        f.abs() * 10f64.powi(-e)
+    };
+    let r = c.round();
+    if r >= 1e15 || (r - c).abs() > 1e-6 * r.max(1.0) {
+        return None;
+    }
+    let digits = format!("{r:.0}");
+    let sign = if f < 0.0 && r != 0.0 { "-" } else { "" };
+    let n = digits.len() as i32;
+    let adj = e + n - 1;
+    if e > 0 || adj < -6 {
+        return Some(format!("{sign}{}", sci_text(&digits, adj)));
+    }
+    if e == 0 {
+        return Some(format!("{sign}{digits}"));
+    }
+    let point = n + e;
+    Some(if point > 0 {
+        let (a, b) = digits.split_at(point as usize);
+        format!("{sign}{a}.{b}")
+    } else {
+        format!("{sign}0.{}{digits}", "0".repeat((-point) as usize))
+    })
+}
+
+/// A float as text for a string (interpolation, `json.Marshal`). The
+/// reference computes in decimal with 24 digits; here results are rounded
+/// to 15, so a float with that many digits would print differently: it is
+/// refused rather than printed wrong.
+pub fn float_text(f: f64, e: Exp) -> Result<String, String> {
+    if shortest(f).0.len() >= 15 {
+        return Err(crate::defs::error::unsupported(&format!(
+            "converting the float {} (15 or more significant digits) to text",
+            fmt_float(f, e)
+        )));
+    }
+    Ok(fmt_float(f, e))
 }
 
 /// CUE text of a bytes value: `'…'` with escapes.
@@ -267,7 +397,7 @@ fn write_cue(v: &Value, out: &mut String, depth: usize, cap: usize) {
         Value::Int(i) => {
             let _ = write!(out, "{i}");
         }
-        Value::Float(f) => out.push_str(&fmt_float(*f)),
+        Value::Float(f, e) => out.push_str(&fmt_float(*f, *e)),
         Value::Str(s) => out.push_str(&quote(s)),
         Value::Bytes(b) => out.push_str(&quote_bytes(b)),
         Value::Basic(b) => {
@@ -401,7 +531,7 @@ fn validator_failure(op: BoundOp, n: &Value, v: &Value) -> Option<String> {
 
 fn bound_kinds(v: &Value) -> u8 {
     match v {
-        Value::Int(_) | Value::Float(_) => K_NUMBER,
+        Value::Int(_) | Value::Float(..) => K_NUMBER,
         Value::Str(_) => K_STRING,
         _ => K_ALL,
     }
@@ -411,9 +541,9 @@ fn bound_kinds(v: &Value) -> u8 {
 pub fn compare(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
     match (a, b) {
         (Value::Int(x), Value::Int(y)) => Some(x.cmp(y)),
-        (Value::Int(x), Value::Float(y)) => (*x as f64).partial_cmp(y),
-        (Value::Float(x), Value::Int(y)) => x.partial_cmp(&(*y as f64)),
-        (Value::Float(x), Value::Float(y)) => x.partial_cmp(y),
+        (Value::Int(x), Value::Float(y, _)) => (*x as f64).partial_cmp(y),
+        (Value::Float(x, _), Value::Int(y)) => x.partial_cmp(&(*y as f64)),
+        (Value::Float(x, _), Value::Float(y, _)) => x.partial_cmp(y),
         (Value::Str(x), Value::Str(y)) => Some(x.cmp(y)),
         (Value::Bytes(x), Value::Bytes(y)) => Some(x.cmp(y)),
         _ => None,
@@ -423,7 +553,7 @@ pub fn compare(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
 /// Equality as CUE's `==` sees it (int 1 == float 1.0).
 pub fn equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+        (Value::Int(_) | Value::Float(..), Value::Int(_) | Value::Float(..)) => {
             compare(a, b) == Some(std::cmp::Ordering::Equal)
         }
         _ => a == b,
@@ -898,6 +1028,7 @@ fn unify_structs(x: &StructV, y: &StructV, depth: usize) -> Result<Value, Confli
     Ok(Value::Struct(Rc::new(StructV {
         fields,
         closed: x.closed || y.closed,
+        open: x.open || y.open,
     })))
 }
 

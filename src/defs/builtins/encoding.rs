@@ -3,7 +3,7 @@
 
 use base64::Engine as _;
 
-use super::{arity, bytes_arg, from_json, str_arg, to_json, CallError, CallResult};
+use super::{arity, bytes_arg, from_json, str_arg, to_json_text, to_yaml_data, CallError, CallResult};
 use crate::defs::value::Value;
 
 /// Longest text a decode may parse.
@@ -12,15 +12,17 @@ const MAX: usize = 1 << 24;
 pub fn json(name: &str, args: &[Value]) -> CallResult {
     arity(name, args, 1)?;
     match name {
-        "Marshal" => Ok(Value::str(&marshal_json(&to_json(&args[0], 0)?))),
+        "Marshal" => Ok(Value::str(&crate::defs::export::go_json_escapes(&to_json_text(
+            &args[0],
+        )?))),
         "Unmarshal" => {
             let s = bytes_arg(&args[0])?;
             if s.len() > MAX {
                 return Err(CallError::Bad("json.Unmarshal: input too long".into()));
             }
-            serde_json::from_slice::<serde_json::Value>(&s)
-                .map(|j| from_json(&j))
-                .map_err(|e| CallError::Bad(format!("json.Unmarshal: invalid JSON: {e}")))
+            let j = serde_json::from_slice::<super::JsonNode>(&s)
+                .map_err(|e| CallError::Bad(format!("json.Unmarshal: invalid JSON: {e}")))?;
+            from_json(&j)
         }
         "Valid" => {
             let s = bytes_arg(&args[0])?;
@@ -30,16 +32,11 @@ pub fn json(name: &str, args: &[Value]) -> CallResult {
     }
 }
 
-/// Compact JSON as Go's encoding/json writes it (`<`, `>`, `&` escaped).
-fn marshal_json(j: &serde_json::Value) -> String {
-    crate::defs::export::go_json_escapes(&serde_json::to_string(j).unwrap_or_default())
-}
-
 pub fn yaml(name: &str, args: &[Value]) -> CallResult {
     arity(name, args, 1)?;
     match name {
         "Marshal" => {
-            let j = to_json(&args[0], 0)?;
+            let j = to_yaml_data(&args[0], 0)?;
             let mut out = String::new();
             yaml_node(&j, 0, &mut out);
             Ok(Value::str(&out))
@@ -142,9 +139,10 @@ fn yaml_node(j: &serde_json::Value, indent: usize, out: &mut String) {
                 }
             }
         }
+        // a document that is one scalar: continuation lines are indented
         _ => {
             out.push_str(&pad);
-            yaml_inline(j, indent, out);
+            yaml_inline(j, indent + 2, out);
         }
     }
 }
@@ -157,10 +155,16 @@ fn yaml_inline(j: &serde_json::Value, indent: usize, out: &mut String) {
         J::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         J::Number(n) => out.push_str(&n.to_string()),
         J::String(s) if s.contains('\n') => {
-            // literal block
+            // literal block; a leading blank needs the indentation written
+            // out, trailing newlines beyond one need "keep"
             out.push('|');
+            if s.starts_with([' ', '\n']) {
+                out.push('2');
+            }
             if !s.ends_with('\n') {
                 out.push('-');
+            } else if s.ends_with("\n\n") {
+                out.push('+');
             }
             out.push('\n');
             let pad = " ".repeat(indent);
@@ -173,11 +177,48 @@ fn yaml_inline(j: &serde_json::Value, indent: usize, out: &mut String) {
             }
             return;
         }
-        J::String(s) => out.push_str(&yaml_scalar_str(s)),
+        J::String(s) => {
+            let text = yaml_scalar_str(s);
+            let column = out.len() - out.rfind('\n').map_or(0, |i| i + 1);
+            fold_scalar(&text, column, indent, out);
+        }
         J::Array(_) => out.push_str("[]"),
         J::Object(_) => out.push_str("{}"),
     }
     out.push('\n');
+}
+
+/// Writes a plain or single-quoted scalar, breaking lines at spaces past
+/// column 80 the way yaml.v2's emitter does (a break replaces one space
+/// that is not followed by another; in quotes, never the first or last
+/// character). Double-quoted scalars are written whole.
+fn fold_scalar(text: &str, mut column: usize, indent: usize, out: &mut String) {
+    const BEST_WIDTH: usize = 80;
+    if text.starts_with('"') {
+        out.push_str(text);
+        return;
+    }
+    let quoted = text.starts_with('\'');
+    let cs: Vec<char> = text.chars().collect();
+    let mut spaces = false;
+    for (i, &c) in cs.iter().enumerate() {
+        let inner = !quoted || (i > 1 && i + 2 < cs.len());
+        if c == ' ' {
+            if inner && !spaces && column > BEST_WIDTH && cs.get(i + 1).is_some_and(|&n| n != ' ') {
+                out.push('\n');
+                out.push_str(&" ".repeat(indent));
+                column = indent;
+            } else {
+                out.push(c);
+                column += 1;
+            }
+            spaces = true;
+        } else {
+            out.push(c);
+            column += 1;
+            spaces = false;
+        }
+    }
 }
 
 /// A string as a YAML scalar: plain where it reads back as the same
@@ -187,8 +228,15 @@ fn yaml_scalar_str(s: &str) -> String {
     if s.is_empty() || resolves_to_non_string(s) {
         return format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
     }
-    let first = s.chars().next().unwrap_or(' ');
-    let needs_quotes = "-?:,[]{}#&*!|>'\"%@`".contains(first)
+    // yaml.v3's emitter: `-`, `?` and `:` lead a plain scalar unless a
+    // blank (or the end) follows them; `---` and `...` open a document marker
+    let mut cs = s.chars();
+    let first = cs.next().unwrap_or(' ');
+    let blank_after_first = cs.next().is_none_or(|c| c == ' ' || c == '\t');
+    let needs_quotes = ",[]{}#&*!|>'\"%@`".contains(first)
+        || ("-?:".contains(first) && blank_after_first)
+        || s.starts_with("---")
+        || s.starts_with("...")
         || s.starts_with(' ')
         || s.ends_with(' ')
         || s.ends_with(':')
@@ -227,14 +275,40 @@ fn resolves_to_non_string(s: &str) -> bool {
             | ".nan"
             | ".NaN"
             | ".NAN"
-            | "<<"
     ) || is_yaml_number(s)
+        || is_yaml_timestamp(s)
+}
+
+/// `2001-12-14`, `2001-1-2T…`, `2001-12-14 21:59:43`: YAML 1.1 timestamps,
+/// which the reference's encoder quotes.
+fn is_yaml_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits = |from: usize, min: usize, max: usize| {
+        let n = b[from.min(b.len())..].iter().take_while(|c| c.is_ascii_digit()).count();
+        (min..=max).contains(&n).then_some(from + n)
+    };
+    let date_end = digits(0, 4, 4)
+        .filter(|&i| b.get(i) == Some(&b'-'))
+        .and_then(|i| digits(i + 1, 1, 2))
+        .filter(|&i| b.get(i) == Some(&b'-'))
+        .and_then(|i| digits(i + 1, 1, 2));
+    match date_end {
+        Some(i) => matches!(b.get(i), None | Some(b'T' | b't' | b' ' | b'\t')),
+        None => false,
+    }
 }
 
 fn is_yaml_number(s: &str) -> bool {
     let t = s.strip_prefix(['-', '+']).unwrap_or(s);
     if t.is_empty() {
         return false;
+    }
+    // YAML 1.1 numbers may carry `_` separators after their first character
+    if t.contains('_') && !t.starts_with('_') {
+        return is_yaml_number(&s.replace('_', ""));
+    }
+    if let Some(bin) = t.strip_prefix("0b") {
+        return !bin.is_empty() && bin.chars().all(|c| c == '0' || c == '1');
     }
     if let Some(h) = t.strip_prefix("0x") {
         return !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit());

@@ -4,7 +4,7 @@ use std::cmp::Ordering;
 use std::rc::Rc;
 
 use super::{arity, int_arg, list_arg, list_of, not_concrete, num_arg, strings_list, strs_arg, CallError, CallResult};
-use crate::defs::value::{compare, equal, to_cue, FieldV, StructV, Value, K_BOOL, K_NUMBER, K_STRING};
+use crate::defs::value::{compare, to_cue, Exp, FieldV, StructV, Value, K_BOOL, K_NUMBER, K_STRING};
 
 pub const NAMES: &[&str] = &[
     "Concat",
@@ -51,6 +51,7 @@ pub fn comparator(name: &str) -> Option<Value> {
             field(SORT_MARK, Value::str(order), true),
         ],
         closed: false,
+        open: false,
     })))
 }
 
@@ -85,7 +86,7 @@ pub fn builtin_less(x: &Value, y: &Value, desc: bool) -> Result<bool, String> {
                 CallError::Bad(m) | CallError::Incomplete(m) => m,
             });
         }
-        if !matches!(v, Value::Int(_) | Value::Float(_) | Value::Str(_)) {
+        if !matches!(v, Value::Int(_) | Value::Float(..) | Value::Str(_)) {
             return Err(format!("conflicting values number | string and {}", to_cue(v)));
         }
     }
@@ -223,7 +224,11 @@ pub fn call(name: &str, args: &[Value]) -> CallResult {
         "Contains" => {
             arity(name, args, 2)?;
             let x = &args[1];
-            Ok(Value::Bool(list_arg(&args[0])?.iter().any(|e| equal(&e.default(), x))))
+            Ok(Value::Bool(
+                list_arg(&args[0])?
+                    .iter()
+                    .any(|e| same_value(&e.default(), &x.default())),
+            ))
         }
         "FlattenN" => {
             arity(name, args, 2)?;
@@ -245,11 +250,15 @@ pub fn call(name: &str, args: &[Value]) -> CallResult {
                 }
                 return Ok(Value::Int(s));
             }
-            let mut s = 0.0;
+            let (mut s, mut e) = (0.0, Exp::INT);
             for x in xs {
-                s += num_arg(&x.default())?;
+                let x = x.default();
+                if let Value::Float(_, xe) = &x {
+                    e = e.add(*xe);
+                }
+                s += num_arg(&x)?;
             }
-            Ok(Value::Float(s))
+            Ok(Value::Float(s, e))
         }
         "Range" => {
             arity(name, args, 3)?;
@@ -257,6 +266,17 @@ pub fn call(name: &str, args: &[Value]) -> CallResult {
             if let (Value::Int(a), Value::Int(b), Value::Int(st)) = (start, limit, step) {
                 if *st == 0 {
                     return Err(CallError::Bad("list.Range: step must be non zero".into()));
+                }
+                // as the reference: a range running away from its end is an error
+                if *st > 0 && b < a {
+                    return Err(CallError::Bad(
+                        "list.Range: end must be greater than start when step is positive".into(),
+                    ));
+                }
+                if *st < 0 && b > a {
+                    return Err(CallError::Bad(
+                        "list.Range: end must be less than start when step is negative".into(),
+                    ));
                 }
                 let mut out = Vec::new();
                 let mut i = *a;
@@ -305,6 +325,38 @@ fn flatten(xs: &[Value], depth: i64, out: &mut Vec<Value>, level: usize) -> Resu
         }
     }
     Ok(())
+}
+
+/// Equality as the reference's `list.Contains` sees it (`Value.Equals`):
+/// the same kind (`1` is not `1.0`), structs by their regular fields in any
+/// order, lists element by element.
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Int(x), Value::Int(y)) => x == y,
+        (Value::Float(x, _), Value::Float(y, _)) => x == y,
+        (Value::List(x), Value::List(y)) => {
+            x.elems.len() == y.elems.len()
+                && x.elems
+                    .iter()
+                    .zip(&y.elems)
+                    .all(|(p, q)| same_value(&p.default(), &q.default()))
+        }
+        (Value::Struct(x), Value::Struct(y)) => {
+            let regular = |s: &StructV| s.fields.iter().filter(|f| !f.def && !f.optional).count();
+            regular(x) == regular(y)
+                && x.fields.iter().filter(|f| !f.def && !f.optional).all(|f| {
+                    y.fields
+                        .iter()
+                        .find(|g| g.label == f.label && !g.def && !g.optional)
+                        .is_some_and(|g| same_value(&f.value.default(), &g.value.default()))
+                })
+        }
+        (Value::Null, Value::Null) => true,
+        (Value::Bool(x), Value::Bool(y)) => x == y,
+        (Value::Str(x), Value::Str(y)) => x == y,
+        (Value::Bytes(x), Value::Bytes(y)) => x == y,
+        _ => false,
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Package `math`.
 
 use super::{arity, num_arg, CallError, CallResult};
-use crate::defs::value::Value;
+use crate::defs::value::{Exp, Value};
 
 pub const NAMES: &[&str] = &["Floor", "Ceil", "Abs", "Pow"];
 
@@ -20,11 +20,16 @@ pub fn call(name: &str, args: &[Value]) -> CallResult {
                     .checked_abs()
                     .map(Value::Int)
                     .ok_or_else(|| CallError::Bad("integer overflow".into())),
-                v => Ok(Value::Float(num_arg(v)?.abs())),
+                Value::Float(f, e) => Ok(Value::Float(f.abs(), *e)),
+                v => Ok(Value::Float(num_arg(v)?.abs(), Exp::default())),
             }
         }
         "Pow" => {
             arity(name, args, 2)?;
+            // the reference computes in decimal, where 0**0 is undefined
+            if num_arg(&args[0])? == 0.0 && num_arg(&args[1])? == 0.0 {
+                return Err(CallError::Bad("math.Pow: invalid operation (0 to the power 0)".into()));
+            }
             if let (Value::Int(x), Value::Int(y)) = (&args[0], &args[1]) {
                 if let Ok(y) = u32::try_from(*y) {
                     if let Some(r) = x.checked_pow(y) {
@@ -36,7 +41,7 @@ pub fn call(name: &str, args: &[Value]) -> CallResult {
             if !r.is_finite() {
                 return Err(CallError::Bad("math.Pow: result out of range".into()));
             }
-            Ok(Value::Float(r))
+            Ok(Value::Float(r, Exp::default()))
         }
         _ => Err(CallError::Bad(format!("unknown function math.{name}"))),
     }

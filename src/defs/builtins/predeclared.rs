@@ -23,7 +23,8 @@ pub fn call(name: &str, args: &[Value]) -> CallResult {
             match &args[0] {
                 Value::Struct(s) => Ok(Value::Struct(Rc::new(StructV {
                     fields: s.fields.clone(),
-                    closed: true,
+                    closed: !s.open,
+                    open: s.open,
                 }))),
                 v => Err(want(v, "struct")),
             }

@@ -37,8 +37,8 @@ pub fn call(name: &str, args: &[Value]) -> CallResult {
         "TrimPrefix" => Value::str(s(0)?.strip_prefix(s(1)?).unwrap_or(s(0)?)),
         "TrimSuffix" => Value::str(s(0)?.strip_suffix(s(1)?).unwrap_or(s(0)?)),
         "TrimSpace" => Value::str(s(0)?.trim()),
-        "ToUpper" => Value::str(&s(0)?.to_uppercase()),
-        "ToLower" => Value::str(&s(0)?.to_lowercase()),
+        "ToUpper" => Value::str(&simple_case(s(0)?, true)),
+        "ToLower" => Value::str(&simple_case(s(0)?, false)),
         "Contains" => Value::Bool(s(0)?.contains(s(1)?)),
         "Replace" => {
             let (src, old, new, n) = (s(0)?, s(1)?, s(2)?, int_arg(&args[3])?);
@@ -72,4 +72,25 @@ fn go_split(s: &str, sep: &str) -> Vec<String> {
         return s.chars().map(String::from).collect();
     }
     s.split(sep).map(String::from).collect()
+}
+
+/// Go's `strings.ToUpper`/`ToLower`: each character maps to one character
+/// (Unicode's simple case mapping), so `ß` stays `ß` where Rust's full
+/// mapping would give `SS`.
+fn simple_case(s: &str, upper: bool) -> String {
+    s.chars()
+        .map(|c| {
+            let mut m: Vec<char> = if upper {
+                c.to_uppercase().collect()
+            } else {
+                c.to_lowercase().collect()
+            };
+            match (m.len(), c) {
+                (1, _) => m.remove(0),
+                // `İ`: Go lower-cases it to `i`
+                (_, '\u{130}') if !upper => 'i',
+                _ => c,
+            }
+        })
+        .collect()
 }

@@ -37,7 +37,7 @@ impl<'a> Evaluator<'a> {
                 Lit::Null => Value::Null,
                 Lit::Bool(b) => Value::Bool(*b),
                 Lit::Int(i) => Value::Int(*i),
-                Lit::Float(f) => Value::Float(*f),
+                Lit::Float(f, e) => Value::Float(*f, *e),
                 Lit::Str(s) => Value::str(s),
                 Lit::Bytes(b) => Value::Bytes(Rc::from(b.as_slice())),
             },
@@ -49,8 +49,17 @@ impl<'a> Evaluator<'a> {
                         InterpPart::Expr(x) => match self.eval_expr(x, env, cur).default() {
                             Value::Str(t) => s.push_str(&t),
                             Value::Int(i) => s.push_str(&i.to_string()),
-                            Value::Float(f) => s.push_str(&fmt_float(f)),
+                            Value::Float(f, fe) => match float_text(f, fe) {
+                                Ok(t) => s.push_str(&t),
+                                Err(m) => return self.bottom(x.pos, m),
+                            },
                             Value::Bool(b) => s.push_str(&b.to_string()),
+                            Value::Bytes(b) => match std::str::from_utf8(&b) {
+                                Ok(t) => s.push_str(t),
+                                Err(_) => {
+                                    return self.bottom(x.pos, unsupported("interpolating bytes that are not UTF-8"))
+                                }
+                            },
                             b @ Value::Bottom(_) => return b,
                             other => {
                                 return if is_incomplete(&other) {
@@ -160,7 +169,7 @@ impl<'a> Evaluator<'a> {
     pub(super) fn exists_test(&mut self, op: BinOp, x: &'a Expr, env: EnvId, cur: VId) -> Value {
         // a reference to nothing is an error, not a missing field
         let mut root = x;
-        while let ExprKind::Select(b, _) | ExprKind::Index(b, _) | ExprKind::Paren(b) = &root.kind {
+        while let ExprKind::Select(b, ..) | ExprKind::Index(b, _) | ExprKind::Paren(b) = &root.kind {
             root = b;
         }
         if let ExprKind::Ident(name) = &root.kind {
@@ -264,14 +273,16 @@ impl<'a> Evaluator<'a> {
                 Some(n) => Value::Int(n),
                 None => self.bottom(pos, unsupported("integer overflow beyond 64 bits")),
             },
-            (UnOp::Neg, Value::Float(f)) => Value::Float(-f),
-            (UnOp::Plus, Value::Int(_) | Value::Float(_)) => v,
+            (UnOp::Neg, Value::Float(f, e)) => Value::Float(-f, *e),
+            (UnOp::Plus, Value::Int(_) | Value::Float(..)) => v,
             (UnOp::Not, Value::Bool(b)) => Value::Bool(!b),
-            (UnOp::Lt | UnOp::Le | UnOp::Gt | UnOp::Ge, Value::Int(_) | Value::Float(_)) => bound(bop(op), v, K_NUMBER),
+            (UnOp::Lt | UnOp::Le | UnOp::Gt | UnOp::Ge, Value::Int(_) | Value::Float(..)) => {
+                bound(bop(op), v, K_NUMBER)
+            }
             (UnOp::Lt | UnOp::Le | UnOp::Gt | UnOp::Ge, Value::Str(_)) => bound(bop(op), v, K_STRING),
             // like `<` and `>`, `!=x` admits only values of x's kind
             // (`0 & !=""` is a conflict); `!=null` admits every other kind
-            (UnOp::Ne, Value::Int(_) | Value::Float(_)) => bound(BoundOp::Ne, v, K_NUMBER),
+            (UnOp::Ne, Value::Int(_) | Value::Float(..)) => bound(BoundOp::Ne, v, K_NUMBER),
             (UnOp::Ne, Value::Str(_)) => bound(BoundOp::Ne, v, K_STRING),
             (UnOp::Ne, Value::Null) => Value::kind(K_NOT_NULL),
             (UnOp::Match | UnOp::NotMatch, Value::Str(s)) => match re::compile(s) {
@@ -325,11 +336,15 @@ impl<'a> Evaluator<'a> {
                 ),
             )
         };
-        let num = |v: &Value| matches!(v, Value::Int(_) | Value::Float(_));
+        let num = |v: &Value| matches!(v, Value::Int(_) | Value::Float(..));
         let f = |v: &Value| match v {
             Value::Int(i) => *i as f64,
-            Value::Float(x) => *x,
+            Value::Float(x, _) => *x,
             _ => 0.0,
+        };
+        let exp = |v: &Value| match v {
+            Value::Float(_, e) => *e,
+            _ => Exp::INT,
         };
         match op {
             BinOp::LOr | BinOp::LAnd => match (&a, &b) {
@@ -347,6 +362,8 @@ impl<'a> Evaluator<'a> {
                     }
                 } else if a == Value::Null || b == Value::Null {
                     false
+                } else if let Some(eq) = scalar_lists_equal(&a, &b) {
+                    eq
                 } else {
                     return self.bottom(
                         rpos,
@@ -356,7 +373,11 @@ impl<'a> Evaluator<'a> {
                 Value::Bool(if op == BinOp::Eq { eq } else { !eq })
             }
             BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
-                let ok = (num(&a) && num(&b)) || matches!((&a, &b), (Value::Str(_), Value::Str(_)));
+                let ok = (num(&a) && num(&b))
+                    || matches!(
+                        (&a, &b),
+                        (Value::Str(_), Value::Str(_)) | (Value::Bytes(_), Value::Bytes(_))
+                    );
                 if !ok {
                     return mismatch(self);
                 }
@@ -383,12 +404,12 @@ impl<'a> Evaluator<'a> {
                     }
                 }
                 (x, y) if num(x) && num(y) => {
-                    let r = match op {
-                        BinOp::Add => f(x) + f(y),
-                        BinOp::Sub => f(x) - f(y),
-                        _ => f(x) * f(y),
+                    let (r, e) = match op {
+                        BinOp::Add => (f(x) + f(y), exp(x).add(exp(y))),
+                        BinOp::Sub => (f(x) - f(y), exp(x).add(exp(y))),
+                        _ => (f(x) * f(y), exp(x).mul(exp(y))),
                     };
-                    float_value(r, self, lpos)
+                    float_value(r, e, self, lpos)
                 }
                 (Value::Str(x), Value::Str(y)) if op == BinOp::Add => {
                     if x.len() + y.len() > MAX_STRING {
@@ -413,6 +434,13 @@ impl<'a> Evaluator<'a> {
                     budget::charge(0, (*n as u64).saturating_mul(2 * s.len() as u64));
                     Value::str(&s.repeat(*n as usize))
                 }
+                (Value::Bytes(s), Value::Int(n)) | (Value::Int(n), Value::Bytes(s)) if op == BinOp::Mul => {
+                    if *n < 0 || (*n as u128) * (s.len() as u128) > MAX_STRING as u128 {
+                        return self.bottom(rpos, "bytes repetition count out of range");
+                    }
+                    budget::charge(0, (*n as u64).saturating_mul(2 * s.len() as u64));
+                    Value::Bytes(s.repeat(*n as usize).into())
+                }
                 (Value::List(_), Value::List(_))
                 | (Value::List(_), Value::Int(_))
                 | (Value::Int(_), Value::List(_)) => self.bottom(lpos, unsupported("list arithmetic")),
@@ -425,7 +453,8 @@ impl<'a> Evaluator<'a> {
                 if f(&b) == 0.0 {
                     return self.bottom(rpos, "division by zero");
                 }
-                float_value(f(&a) / f(&b), self, lpos)
+                let r = f(&a) / f(&b);
+                float_value(r, exp(&a).div(exp(&b), r), self, lpos)
             }
             BinOp::Match | BinOp::NotMatch => match (&a, &b) {
                 (Value::Str(s), Value::Str(p)) => match re::compile(p) {
@@ -439,14 +468,41 @@ impl<'a> Evaluator<'a> {
     }
 }
 
+/// `==` on two lists whose elements are concrete scalars or such lists:
+/// element by element, as the reference compares them (`[1] == [1.0]`).
+/// None for anything else (structs, incomplete values), whose comparison
+/// the reference answers in ways of its own.
+fn scalar_lists_equal(a: &Value, b: &Value) -> Option<bool> {
+    let (Value::List(x), Value::List(y)) = (a, b) else {
+        return None;
+    };
+    let mut eq = x.elems.len() == y.elems.len();
+    for (p, q) in x.elems.iter().zip(&y.elems) {
+        let (p, q) = (p.default(), q.default());
+        let same = match (&p, &q) {
+            (Value::List(_), Value::List(_)) => scalar_lists_equal(&p, &q)?,
+            _ if p.is_concrete_scalar() && q.is_concrete_scalar() => {
+                let num = |v: &Value| matches!(v, Value::Int(_) | Value::Float(..));
+                if !(num(&p) && num(&q) || p.kind_bit() == q.kind_bit()) {
+                    return None;
+                }
+                equal(&p, &q)
+            }
+            _ => return None,
+        };
+        eq &= same;
+    }
+    Some(eq)
+}
+
 /// Floats are binary here but decimal in CUE: round to 15 significant
 /// digits so `0.1 + 0.2` prints as `0.3` like the reference.
-pub(super) fn float_value(r: f64, ev: &Evaluator<'_>, pos: Pos) -> Value {
+pub(super) fn float_value(r: f64, e: Exp, ev: &Evaluator<'_>, pos: Pos) -> Value {
     if !r.is_finite() {
         return ev.bottom(pos, unsupported("a float result outside the 64-bit range"));
     }
     let rounded = format!("{r:.14e}").parse::<f64>().unwrap_or(r);
-    Value::Float(rounded)
+    Value::Float(rounded, e)
 }
 
 pub(super) fn bop(op: UnOp) -> BoundOp {

@@ -210,6 +210,19 @@ struct Vertex<'a> {
     hidden: bool,
     /// Close node of a definition field's own conjuncts.
     def_node: Option<NodeId>,
+    /// A struct literal declared `...` here (outside definitions too): the
+    /// value stays open under `close()`.
+    ellipsis: bool,
+    /// The accumulated value came before any struct literal (`close({…})`
+    /// then `a: b: 1`): its fields come first in the output.
+    acc_first: bool,
+}
+
+impl Vertex<'_> {
+    /// Declared only as `name?:`: a constraint, with no value to reference.
+    fn is_optional(&self) -> bool {
+        self.is_arc && !self.required && !self.must && !self.is_def && !self.hidden
+    }
 }
 
 /// One evaluation of a set of files (one package).
@@ -662,7 +675,10 @@ impl<'a> Evaluator<'a> {
             return;
         }
         match self.vs[v].acc.take() {
-            None => self.vs[v].acc = Some((val, pos)),
+            None => {
+                self.vs[v].acc_first = self.vs[v].struct_pos.is_none();
+                self.vs[v].acc = Some((val, pos))
+            }
             Some((a, apos)) => match unify(&a, &val) {
                 Ok(n) => self.vs[v].acc = Some((n, apos)),
                 Err(m) => {
@@ -711,10 +727,13 @@ impl<'a> Evaluator<'a> {
             }
             _ => false,
         };
+        // (definitions and hidden fields beside an embedded value do not
+        // make it a struct: `{int, #default: 80}` is an int)
+        let not_regular = |d: &Decl| matches!(d, Decl::Field(Field { label: Label::Name { name, quoted: false }, .. }) if name.starts_with(['#', '_']));
         let only_embeds = decls.iter().any(|d| matches!(d, Decl::Embed(_)) || yields_value(d))
             && decls
                 .iter()
-                .all(|d| matches!(d, Decl::Embed(_) | Decl::Let { .. }) || yields_value(d));
+                .all(|d| matches!(d, Decl::Embed(_) | Decl::Let { .. }) || yields_value(d) || not_regular(d));
         if !only_embeds {
             self.vs[v].is_struct = true;
         } else {
@@ -845,6 +864,7 @@ impl<'a> Evaluator<'a> {
                     self.vs[v].dirty = true;
                 }
                 Decl::Ellipsis(_) => {
+                    self.vs[v].ellipsis = true;
                     if let Some(g) = group {
                         self.vs[v].groups[g].open = true;
                     }
@@ -1122,7 +1142,8 @@ impl<'a> Evaluator<'a> {
             }
             // closed as a value: a label no struct declares is refused
             let closed = !self.closes.allows(&self.vs[v].groups, |_| false);
-            Value::Struct(Rc::new(StructV { fields, closed }))
+            let open = self.vs[v].ellipsis;
+            Value::Struct(Rc::new(StructV { fields, closed, open }))
         } else {
             Value::Top
         };
@@ -1161,14 +1182,23 @@ impl<'a> Evaluator<'a> {
         let Some((a, apos)) = self.vs[v].acc.clone() else {
             return Ok(result);
         };
-        unify(&result, &a).map_err(|m| {
+        let merged = match (&result, &a) {
+            (Value::Struct(_), Value::Struct(_)) if self.vs[v].acc_first => unify(&a, &result),
+            _ => unify(&result, &a),
+        };
+        merged.map_err(|m| {
             let msg = format!("{} ({})", self.prefixed(v, &m), self.files.at(declared));
             Value::Bottom(Rc::new(self.conflict_err(apos, msg, &m)))
         })
     }
 
     fn compute_list(&mut self, v: VId) -> Value {
-        let n = self.vs[v].arcs.len();
+        // elements only: a hidden field or definition beside an embedded
+        // list (`{_h: 1, [1, 2]}`) is not one
+        let arcs: Vec<VId> = (self.vs[v].arcs.iter().copied())
+            .filter(|&a| !self.vs[a].hidden && !self.vs[a].is_def)
+            .collect();
+        let n = arcs.len();
         for &(len, open, pos) in &self.vs[v].lists {
             if (!open && len != n) || (open && len > n) {
                 let longest = self.vs[v].lists.iter().map(|l| l.0).max().unwrap_or(0);
@@ -1177,7 +1207,6 @@ impl<'a> Evaluator<'a> {
                 return self.bottom(pos, m);
             }
         }
-        let arcs = self.vs[v].arcs.clone();
         let mut elems = Vec::with_capacity(n);
         for a in arcs {
             let e = self.materialize(a);

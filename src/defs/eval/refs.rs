@@ -9,9 +9,9 @@ impl<'a> Evaluator<'a> {
     pub(super) fn resolve(&mut self, e: &'a Expr, env: EnvId, cur: VId) -> Result<Target, CueError> {
         match &e.kind {
             ExprKind::Ident(name) => self.lookup(name, env, e.pos),
-            ExprKind::Select(base, name) => {
+            ExprKind::Select(base, name, name_pos) => {
                 let t = self.resolve(base, env, cur)?;
-                self.select(t, name, e.pos)
+                self.select(t, name, *name_pos)
             }
             ExprKind::Index(base, idx) => {
                 let t = self.resolve(base, env, cur)?;
@@ -82,9 +82,21 @@ impl<'a> Evaluator<'a> {
             let wx = &self.vs[w];
             if wx.is_struct && wx.disjs.is_empty() && wx.acc.is_none() {
                 return match wx.arc_index.get(name) {
+                    // an optional field nothing made regular is a constraint,
+                    // not a value (`a: {b?: 1}`, `a.b` is an error)
+                    Some(&a) if self.vs[a].is_optional() => Err(self
+                        .files
+                        .incomplete(pos, format!("cannot reference optional field {name}"))),
                     Some(&a) => Ok(Target::Vertex(a)),
                     None => Err(self.err(pos, format!("undefined field: {name}"))),
                 };
+            }
+            // a definition or hidden field beside an embedded scalar
+            // (`a: {"x", #y: 1}`, `a.#y`)
+            if let Some(&a) = wx.arc_index.get(name) {
+                if self.vs[a].is_def || self.vs[a].hidden {
+                    return Ok(Target::Vertex(a));
+                }
             }
         }
         match self.target_value(t).default() {
@@ -169,7 +181,7 @@ impl<'a> Evaluator<'a> {
 pub(super) fn names_definition(e: &Expr) -> bool {
     match &e.kind {
         ExprKind::Ident(n) => n.starts_with('#') || n.starts_with("_#"),
-        ExprKind::Select(x, n) => n.starts_with('#') || n.starts_with("_#") || names_definition(x),
+        ExprKind::Select(x, n, _) => n.starts_with('#') || n.starts_with("_#") || names_definition(x),
         ExprKind::Index(x, _) => names_definition(x),
         _ => false,
     }
