@@ -175,6 +175,8 @@ async fn a_paused_instance_is_reattached_after_a_restart() {
     let first = daemon.fetch_json(&format!("/{viewspec}/")).await;
     let id = ns.containers(false)[0].clone();
     wait_paused(&id).await;
+    let path = format!("/substrate/v1/instances/{}", viewspec.replace(';', "%3B"));
+    let before = daemon.get_json(&path).await["last_request_at"].as_u64().unwrap();
     daemon.signal_and_wait(libc::SIGKILL, Duration::from_secs(10)).unwrap();
     drop(daemon);
     assert!(
@@ -183,10 +185,15 @@ async fn a_paused_instance_is_reattached_after_a_restart() {
     );
 
     let daemon = Daemon::start(&data, &defs, &ns.name);
-    let path = format!("/substrate/v1/instances/{}", viewspec.replace(';', "%3B"));
     let shown = daemon.get_json(&path).await;
     assert_eq!(shown["state"], "paused", "{shown}");
     assert_eq!(shown["attached"], true, "{shown}");
+    // Its last request is still the one before the restart.
+    let after = shown["last_request_at"].as_u64().unwrap();
+    assert!(
+        after.abs_diff(before) <= 5,
+        "{before} before the restart, {after} after"
+    );
     let again = daemon.fetch_json(&format!("/{viewspec}/again")).await;
     assert_eq!(again["hostname"], first["hostname"], "restarted, not re-attached");
     assert!(!docker_paused(&id), "still paused after serving");

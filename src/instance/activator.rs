@@ -478,6 +478,7 @@ impl Activator {
             pause_after: pause_after(&spec, self.settings.default_pause_after),
             injected: req.injected,
             last_activity: AtomicU64::new(Clock(self.origin).now()),
+            recorded_last_request: None,
             open: AtomicUsize::new(0),
             paused: Default::default(),
             cannot_pause: Default::default(),
@@ -606,6 +607,8 @@ mod tests {
         /// Each `remove` takes this long (a process's SIGTERM grace).
         remove_delay: Duration,
         removes: AtomicUsize,
+        /// `remove` panics (a bug in a stop, as far as the activator knows).
+        remove_panics: AtomicBool,
     }
 
     #[async_trait::async_trait]
@@ -643,6 +646,7 @@ mod tests {
         }
         async fn remove(&self, _: &str) -> Result<(), RuntimeError> {
             tokio::time::sleep(self.remove_delay).await;
+            assert!(!self.remove_panics.load(Ordering::SeqCst), "remove panicked, as asked");
             self.removes.fetch_add(1, Ordering::SeqCst);
             Ok(())
         }
@@ -695,6 +699,7 @@ mod tests {
             pauses: AtomicUsize::new(0),
             remove_delay,
             removes: AtomicUsize::new(0),
+            remove_panics: AtomicBool::new(false),
         });
         let settings = ActivatorSettings {
             default_idle_timeout: Duration::from_secs(60),
@@ -794,6 +799,25 @@ mod tests {
         );
         assert_ne!(second.container_id, first.container_id);
         assert_eq!(engine.starts.load(Ordering::SeqCst), 2);
+    }
+
+    /// A stop that panics still clears its key: the next request starts a
+    /// new instance instead of waiting on a stop that will never finish.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stop_that_panics_does_not_leave_its_key_stopping() {
+        let tmp = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (activator, engine) = activator(tmp.path(), port, false);
+        let first = activator.ensure(request()).await.unwrap();
+        engine.remove_panics.store(true, Ordering::SeqCst);
+        activator.stop("svc").await;
+        engine.remove_panics.store(false, Ordering::SeqCst);
+        let second = tokio::time::timeout(Duration::from_secs(5), activator.ensure(request()))
+            .await
+            .expect("a request after a panicked stop waited for good")
+            .unwrap();
+        assert_ne!(second.container_id, first.container_id);
     }
 
     #[test]

@@ -78,6 +78,10 @@ pub struct Instance {
     pub rw_spaces: Vec<SpaceId>,
     /// Activator-clock milliseconds of the last request start or end.
     pub(crate) last_activity: AtomicU64,
+    /// For an instance re-attached after a restart: its `last_activity` at
+    /// re-attach and the record's `last_request_at` (wall-clock), which
+    /// stays its last request until it serves another.
+    pub(crate) recorded_last_request: Option<(u64, crate::store::Millis)>,
     /// Requests in flight plus upgraded connections open.
     pub(crate) open: AtomicUsize,
     /// Its container is paused (idle tier); read on every request.

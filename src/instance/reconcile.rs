@@ -74,6 +74,9 @@ impl Activator {
                 Err(_) => (Some(self.settings.default_idle_timeout), None, String::new()),
             };
             let Some(ip) = c.address else { continue };
+            // Its idle timers count from now; its last request stays the
+            // recorded one until it serves another.
+            let attached_at = Clock(self.origin).now();
             let instance = Arc::new(Instance {
                 rw_spaces: rw_spaces(&key),
                 key: key.clone(),
@@ -86,7 +89,8 @@ impl Activator {
                 idle_timeout: idle,
                 pause_after: pause,
                 injected,
-                last_activity: AtomicU64::new(Clock(self.origin).now()),
+                last_activity: AtomicU64::new(attached_at),
+                recorded_last_request: Some((attached_at, record.last_request_at)),
                 open: AtomicUsize::new(0),
                 paused: std::sync::atomic::AtomicBool::new(paused),
                 cannot_pause: Default::default(),

@@ -46,6 +46,25 @@ pub enum StopOutcome {
     NotFound,
 }
 
+/// A key's `stopping` slot, cleared (and its waiters told) on drop.
+struct StoppingSlot<'a> {
+    activator: &'a Activator,
+    key: &'a str,
+    done: watch::Sender<bool>,
+}
+
+impl Drop for StoppingSlot<'_> {
+    fn drop(&mut self) {
+        {
+            let mut slots = self.activator.slots_write();
+            if matches!(slots.get(self.key), Some(Slot::Stopping { .. })) {
+                slots.remove(self.key);
+            }
+        }
+        let _ = self.done.send(true);
+    }
+}
+
 /// What the slot table told a stop to do.
 enum Step {
     Stop(Arc<Instance>, watch::Sender<bool>),
@@ -122,16 +141,17 @@ impl Activator {
     }
 
     /// Stops `instance`'s container, then clears the key's `stopping` slot
-    /// and tells those waiting on it.
+    /// and tells those waiting on it — also if the stop panics or its task
+    /// is cancelled, so that no request waits on the key for good (the
+    /// record, still `stopping`, has the next start's reconciliation remove
+    /// a container left behind).
     async fn finish_stop(&self, key: &str, instance: &Instance, reason: StopReason, done: watch::Sender<bool>) {
+        let _clear = StoppingSlot {
+            activator: self,
+            key,
+            done,
+        };
         self.stop_container(instance, reason).await;
-        {
-            let mut slots = self.slots_write();
-            if matches!(slots.get(key), Some(Slot::Stopping { .. })) {
-                slots.remove(key);
-            }
-        }
-        let _ = done.send(true);
     }
 
     /// Records `stopping`, stops and removes the container, drops the
@@ -177,9 +197,13 @@ impl Activator {
     /// the daemon's monotonic clock, and written when a record is rewritten
     /// (pause, resume, stop).
     pub fn last_request_at(&self, i: &Instance) -> crate::store::Millis {
-        let since = Clock(self.origin)
-            .now()
-            .saturating_sub(i.last_activity.load(Ordering::Relaxed));
+        let last = i.last_activity.load(Ordering::Relaxed);
+        if let Some((attached_at, recorded)) = i.recorded_last_request {
+            if last == attached_at && i.open.load(Ordering::Relaxed) == 0 {
+                return recorded;
+            }
+        }
+        let since = Clock(self.origin).now().saturating_sub(last);
         crate::store::now_millis().saturating_sub(since)
     }
 
