@@ -37,7 +37,7 @@ impl Activator {
         }
     }
 
-    async fn pause(&self, i: &Instance) {
+    async fn pause(&self, i: &Arc<Instance>) {
         let _transition = i.pause_lock.lock().await;
         if !self.due_for_pause(i) {
             return;
@@ -60,12 +60,12 @@ impl Activator {
             return;
         }
         tracing::info!(instance = %i.key, "idle: paused");
-        self.record_state(i, InstanceState::Paused).await;
+        self.record_state(i);
     }
 
     /// Resumes `i` if it is paused; requests call this after counting
     /// themselves open.
-    pub async fn resume(&self, i: &Instance) {
+    pub async fn resume(&self, i: &Arc<Instance>) {
         if !i.is_paused() {
             return;
         }
@@ -73,7 +73,7 @@ impl Activator {
         if i.is_paused() {
             self.unpause_locked(i).await;
             tracing::info!(instance = %i.key, "resumed");
-            self.record_state(i, InstanceState::Ready).await;
+            self.record_state(i);
         }
     }
 
@@ -84,23 +84,39 @@ impl Activator {
         i.paused.store(false, Ordering::Release);
     }
 
-    /// Writes the instance's record with `state` and its last request, in
-    /// the background: the request that resumed it does not wait for the
-    /// flush.
-    async fn record_state(&self, i: &Instance, state: InstanceState) {
+    /// Writes the instance's record with its state (paused or ready) and
+    /// its last request, in the background: the request that resumed it
+    /// does not wait for the flush.
+    ///
+    /// The write takes the instance's `pause_lock` and reads the state then:
+    /// a pause and a resume in quick succession cannot land their writes in
+    /// the wrong order, which would leave a running container recorded
+    /// paused (and re-attached paused after a restart).
+    fn record_state(&self, i: &Arc<Instance>) {
         let store = self.store.clone();
-        let key = i.key.clone();
-        let last_request_at = self.last_request_at(i);
-        tokio::task::spawn_blocking(move || {
-            if let Ok(Some(mut record)) = store.instance(&key) {
-                if record.state != InstanceState::Stopping {
-                    record.state = state;
-                    record.last_request_at = last_request_at;
-                    if let Err(e) = store.put_instance(&key, &record) {
-                        tracing::warn!(instance = %key, error = %e, "could not record the paused state");
+        let i = i.clone();
+        let Some(this) = self.this.upgrade() else { return };
+        tokio::spawn(async move {
+            let _transition = i.pause_lock.lock().await;
+            let state = if i.is_paused() {
+                InstanceState::Paused
+            } else {
+                InstanceState::Ready
+            };
+            let last_request_at = this.last_request_at(&i);
+            let key = i.key.clone();
+            let written = tokio::task::spawn_blocking(move || {
+                if let Ok(Some(mut record)) = store.instance(&key) {
+                    if record.state != InstanceState::Stopping {
+                        record.state = state;
+                        record.last_request_at = last_request_at;
+                        if let Err(e) = store.put_instance(&key, &record) {
+                            tracing::warn!(instance = %key, error = %e, "could not record the paused state");
+                        }
                     }
                 }
-            }
+            });
+            let _ = written.await;
         });
     }
 }
