@@ -179,11 +179,7 @@ async fn a_terminal_whose_files_survive_its_container() {
 
     // The file is the space's: a terminal on a new space does not have it.
     let resp = client.get(daemon.url("/gotty/")).send().await.unwrap();
-    let other = resp.headers()["location"]
-        .to_str()
-        .unwrap()
-        .trim_matches('/')
-        .to_owned();
+    let other = location_viewspec(&resp);
     assert_ne!(other, viewspec);
     let mut shell = Shell::open(&daemon, &other).await;
     let out = shell.run("cat greeting.txt || echo missing-$((6*7))", 4).await;
@@ -214,11 +210,7 @@ fn space_of(viewspec: &str) -> &str {
 async fn redirected(daemon: &Daemon, path: &str) -> String {
     let resp = http().get(daemon.url(path)).send().await.unwrap();
     assert_eq!(resp.status(), 307, "{path}");
-    resp.headers()["location"]
-        .to_str()
-        .unwrap()
-        .trim_matches('/')
-        .to_owned()
+    location_viewspec(&resp)
 }
 
 /// The rest of the seed's promise: one URL is one terminal wherever it is

@@ -37,11 +37,7 @@ async fn an_idle_instance_is_paused_and_resumes_on_the_next_request() {
         &ns.name,
     );
     let redirect = http().get(daemon.url("/napper/")).send().await.unwrap();
-    let viewspec = redirect.headers()["location"]
-        .to_str()
-        .unwrap()
-        .trim_matches('/')
-        .to_owned();
+    let viewspec = location_viewspec(&redirect);
     let first: serde_json::Value = daemon.fetch_json(&format!("/{viewspec}/")).await;
     let first_answered = unix_millis();
     let id = ns.containers(false)[0].clone();
@@ -167,11 +163,7 @@ async fn a_paused_instance_is_reattached_after_a_restart() {
     let defs = test_defs(tmp.path(), &[("svc.cue", DEFS)]);
     let mut daemon = Daemon::start(&data, &defs, &ns.name);
     let redirect = http().get(daemon.url("/napper/")).send().await.unwrap();
-    let viewspec = redirect.headers()["location"]
-        .to_str()
-        .unwrap()
-        .trim_matches('/')
-        .to_owned();
+    let viewspec = location_viewspec(&redirect);
     let first = daemon.fetch_json(&format!("/{viewspec}/")).await;
     let id = ns.containers(false)[0].clone();
     wait_paused(&id).await;

@@ -102,11 +102,7 @@ async fn a_space_outlives_its_container_on_podman() {
     let client = http();
     let redirect = client.get(daemon.url("/notes/")).send().await.unwrap();
     assert_eq!(redirect.status(), 307);
-    let viewspec = redirect.headers()["location"]
-        .to_str()
-        .unwrap()
-        .trim_matches('/')
-        .to_owned();
+    let viewspec = location_viewspec(&redirect);
     let added = client
         .post(daemon.url(&format!("/{viewspec}/notes")))
         .form(&[("text", "kept on podman")])

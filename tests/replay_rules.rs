@@ -193,11 +193,7 @@ async fn killed_keep_alive_connections_retry_puts_and_never_send_a_post_twice() 
     let echo_host = warm["hostname"].as_str().unwrap().to_owned();
     let resp = http().get(daemon.url("/notes/")).send().await.unwrap();
     assert_eq!(resp.status(), 307);
-    let notes = resp.headers()["location"]
-        .to_str()
-        .unwrap()
-        .trim_matches('/')
-        .to_owned();
+    let notes = location_viewspec(&resp);
     let space = notes.split_once("data=").unwrap().1.to_owned();
     let resp = http().get(daemon.url(&format!("/{notes}/"))).send().await.unwrap();
     assert_eq!(resp.status(), 200);

@@ -454,3 +454,12 @@ pub fn http() -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// The viewspec a redirect leads to: its `Location` without slashes.
+pub fn location_viewspec(resp: &reqwest::Response) -> String {
+    resp.headers()["location"]
+        .to_str()
+        .expect("a Location header")
+        .trim_matches('/')
+        .to_owned()
+}
