@@ -95,6 +95,21 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// When it last served a request, in wall-clock milliseconds since the
+    /// Unix epoch (as records keep times), read on the activator's `clock`:
+    /// activity is tracked in memory on the daemon's monotonic clock, and
+    /// written when a record is rewritten (pause, resume, stop).
+    pub(crate) fn last_request_at(&self, clock: Clock) -> crate::store::Millis {
+        let last = self.last_activity.load(Ordering::Relaxed);
+        if let Some((attached_at, recorded)) = self.recorded_last_request {
+            if last == attached_at && self.open.load(Ordering::Relaxed) == 0 {
+                return recorded;
+            }
+        }
+        let since = clock.now().saturating_sub(last);
+        crate::store::now_millis().saturating_sub(since)
+    }
+
     pub fn open_connections(&self) -> usize {
         self.open.load(Ordering::Relaxed)
     }

@@ -95,7 +95,7 @@ impl Activator {
     fn record_state(&self, i: &Arc<Instance>) {
         let store = self.store.clone();
         let i = i.clone();
-        let Some(this) = self.this.upgrade() else { return };
+        let clock = Clock(self.origin);
         tokio::spawn(async move {
             let _transition = i.pause_lock.lock().await;
             let state = if i.is_paused() {
@@ -103,7 +103,7 @@ impl Activator {
             } else {
                 InstanceState::Ready
             };
-            let last_request_at = this.last_request_at(&i);
+            let last_request_at = i.last_request_at(clock);
             let key = i.key.clone();
             let written = tokio::task::spawn_blocking(move || {
                 if let Ok(Some(mut record)) = store.instance(&key) {

@@ -192,19 +192,9 @@ impl Activator {
         }
     }
 
-    /// When `i` last served a request, in wall-clock milliseconds since the
-    /// Unix epoch (as records keep times): activity is tracked in memory on
-    /// the daemon's monotonic clock, and written when a record is rewritten
-    /// (pause, resume, stop).
+    /// When `i` last served a request ([`Instance::last_request_at`]).
     pub fn last_request_at(&self, i: &Instance) -> crate::store::Millis {
-        let last = i.last_activity.load(Ordering::Relaxed);
-        if let Some((attached_at, recorded)) = i.recorded_last_request {
-            if last == attached_at && i.open.load(Ordering::Relaxed) == 0 {
-                return recorded;
-            }
-        }
-        let since = Clock(self.origin).now().saturating_sub(last);
-        crate::store::now_millis().saturating_sub(since)
+        i.last_request_at(Clock(self.origin))
     }
 
     fn is_idle(&self, i: &Instance) -> bool {
