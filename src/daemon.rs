@@ -363,10 +363,10 @@ async fn dispatch(router: Arc<Router>, req: Request<Body>, client: &ClientConnec
     if path == "/" || path.starts_with("/substrate/ui/") {
         let mut req = req;
         req.extensions_mut().insert(scheme);
-        return on_main_runtime(router, |r| r.home.clone(), req).await;
+        return on_main_runtime(&router.main, router.home.clone(), req).await;
     }
     if req.uri().path().starts_with("/substrate/") {
-        return on_main_runtime(router, |r| r.admin.clone(), req).await;
+        return on_main_runtime(&router.main, router.admin.clone(), req).await;
     }
     if req.uri().path() == "/metrics" {
         return metrics_response(&router).await;
@@ -376,7 +376,7 @@ async fn dispatch(router: Arc<Router>, req: Request<Body>, client: &ClientConnec
     resp
 }
 
-/// Serves `req` with the app `pick` chooses, on the daemon's main runtime.
+/// Serves `req` with `app` on the daemon's main runtime (`main`).
 ///
 /// The admin API and the home page read and write the store synchronously,
 /// and a write is flushed to disk before it is acknowledged (milliseconds).
@@ -385,9 +385,8 @@ async fn dispatch(router: Arc<Router>, req: Request<Body>, client: &ClientConnec
 /// threads are shared by background work that tolerates it. The request
 /// finishes even if its client goes away: an admin change is not cut off
 /// half-way.
-async fn on_main_runtime(router: Arc<Router>, pick: fn(&Router) -> axum::Router, req: Request<Body>) -> Response<Body> {
-    let app = pick(&router);
-    match router.main.spawn(app.oneshot(req)).await {
+async fn on_main_runtime(main: &tokio::runtime::Handle, app: axum::Router, req: Request<Body>) -> Response<Body> {
+    match main.spawn(app.oneshot(req)).await {
         Ok(Ok(resp)) => resp,
         Ok(Err(never)) => match never {},
         Err(e) => {
