@@ -366,12 +366,7 @@ impl Copier<'_> {
     ) -> io::Result<()> {
         let c = cpath(to)?;
         check(unsafe { libc::mknod(c.as_ptr(), (m.mode() & libc::S_IFMT) | 0o600, 0) })?;
-        if self.as_root {
-            check(unsafe { libc::lchown(c.as_ptr(), m.uid(), m.gid()) })?;
-        }
-        copy_xattrs(rel, &Attrs::Path(from), &Attrs::Path(to), stats)?;
-        check(unsafe { libc::chmod(c.as_ptr(), m.mode() & 0o7777) })?;
-        set_times(Target::Path(&c), m)
+        self.finish_by_path(rel, from, to, m, stats)
     }
 
     /// Copies a regular file: contents, then owner, attributes, mode and
@@ -401,12 +396,24 @@ impl Copier<'_> {
 
     /// Owner, attributes, mode and times of a copied directory.
     fn finish_dir(&self, rel: &Path, to: &Path, m: &fs::Metadata, stats: &mut CopyStats) -> io::Result<()> {
+        self.finish_by_path(rel, &self.src_root.join(rel), to, m, stats)
+    }
+
+    /// Owner, attributes, mode and times of `to` (a directory, fifo or
+    /// socket: nothing to open), in the order [`Self::copy_file`] keeps.
+    fn finish_by_path(
+        &self,
+        rel: &Path,
+        from: &Path,
+        to: &Path,
+        m: &fs::Metadata,
+        stats: &mut CopyStats,
+    ) -> io::Result<()> {
         let c = cpath(to)?;
         if self.as_root {
             check(unsafe { libc::lchown(c.as_ptr(), m.uid(), m.gid()) })?;
         }
-        let from = self.src_root.join(rel);
-        copy_xattrs(rel, &Attrs::Path(&from), &Attrs::Path(to), stats)?;
+        copy_xattrs(rel, &Attrs::Path(from), &Attrs::Path(to), stats)?;
         check(unsafe { libc::chmod(c.as_ptr(), m.mode() & 0o7777) })?;
         set_times(Target::Path(&c), m)
     }
